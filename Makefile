@@ -1,0 +1,44 @@
+# make run   — set up .venv and execute the whole notebook series (results in build/notebooks/)
+# make test  — set up .venv and run the unit tests and the notebooks (nbval)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The pinned CPU build of torch lies on disk here; on a GPU box pip takes the CUDA build of it.
+TORCH  ?= torch==2.13.0
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: setup run test lab data notebooks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+run: setup
+	mkdir -p build/notebooks
+	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
+	    --output-dir build/notebooks $(NOTEBOOKS)
+	@echo "Executed $(words $(NOTEBOOKS)) notebooks into build/notebooks/"
+
+test: setup
+	env -u MPLBACKEND $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
+	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+data: setup
+	$(BIN)/python -m scratchnet data
+
+# Re-execute the committed notebooks in place (after changing code or a notebook).
+notebooks: setup
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
+	    --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+	$(BIN)/python tools/strip_timing.py $(NOTEBOOKS)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,90 @@
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh. Any input shape; output has the same."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .module import Module
+from .validation import expect_grad
+
+
+class Activation(Module):
+    """Shared plumbing: forward computes `y = f(x)`, backward returns `grad · f'(x)`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self._short_repr()}: expected a torch.Tensor, got {type(x).__name__}")
+        y = self.function(x)
+        self.save_for_backward(x=x, y=y)
+        return y
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        saved = self.saved
+        expect_grad(self, grad_output, tuple(saved["y"].shape))
+        return grad_output * self.derivative(saved["x"], saved["y"])
+
+    def function(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def derivative(self, x: Tensor, y: Tensor) -> Tensor:
+        """f'(x), from the input x or the output y, whichever is cheaper and more accurate."""
+        raise NotImplementedError
+
+
+class ReLU(Activation):
+    """max(0, x); derivative 1 where x > 0, else 0 (torch's convention at 0)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def function(self, x: Tensor) -> Tensor:
+        return x.clamp_(min=0) if self.inplace else x.clamp(min=0)
+
+    def derivative(self, x: Tensor, y: Tensor) -> Tensor:
+        return (y > 0).to(y.dtype)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(Activation):
+    """x where x > 0, else negative_slope·x."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def function(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0, x, x * self.negative_slope)
+
+    def derivative(self, x: Tensor, y: Tensor) -> Tensor:
+        return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, self.negative_slope))
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Activation):
+    """σ(x) = 1 / (1 + e^{−x}), evaluated without overflow: e^{−|x|} never exceeds 1.
+
+    σ(x) = 1 / (1 + e^{−|x|}) for x ≥ 0 and e^{−|x|} / (1 + e^{−|x|}) for x < 0;
+    σ'(x) = σ(x)·(1 − σ(x)), computed from the cached output.
+    """
+
+    def function(self, x: Tensor) -> Tensor:
+        e = torch.exp(-x.abs())
+        return torch.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+    def derivative(self, x: Tensor, y: Tensor) -> Tensor:
+        return y * (1 - y)
+
+
+class Tanh(Activation):
+    """tanh(x); derivative 1 − tanh(x)², from the cached output."""
+
+    def function(self, x: Tensor) -> Tensor:
+        return torch.tanh(x)
+
+    def derivative(self, x: Tensor, y: Tensor) -> Tensor:
+        return 1 - y * y

@@ -1,0 +1,123 @@
+"""`Conv2d`: 2-D cross-correlation lowered to one matrix product (im2col), backward via col2im."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .im2col import Pair, col2im, conv_output_size, grouped_gram, grouped_matmul, im2col, pair
+from .init import reset_parameters
+from .module import Module
+from .validation import expect_grad, expect_input, expect_spatial
+
+
+def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
+                   dilation: Pair, groups: int, impl: str = "fast") -> tuple[Tensor, Tensor]:
+    """x: (N, C_in, H, W), weight: (C_out, C_in/g, kh, kw) → (y: (N, C_out, H_out, W_out), cols).
+
+    y[n, :, i, j] = W · patch(n, i, j) + b, all patches at once: `cols @ Wᵀ` with
+    cols: (N·H_out·W_out, C_in·kh·kw). y is returned in channels-last memory (a permuted view).
+    """
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
+    cols = im2col(x, (kh, kw), stride, padding, dilation, impl)
+    w_t = weight.reshape(groups, c_out // groups, -1).transpose(1, 2)  # (g, C_in/g·kh·kw, C_out/g)
+    out = grouped_matmul(cols, w_t, groups)                            # (N·H_out·W_out, C_out)
+    if bias is not None:
+        out += bias
+    return out.view(n, ho, wo, c_out).permute(0, 3, 1, 2), cols
+
+
+def conv2d_backward(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...], weight: Tensor,
+                    stride: Pair, padding: Pair, dilation: Pair, groups: int, impl: str = "fast",
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """grad_out: (N, C_out, H_out, W_out) → (dx: input_shape, dW: weight.shape, db: (C_out,)).
+
+    With G = grad_out as a (N·H_out·W_out, C_out) matrix: dW = Gᵀ·cols, db = Σ_rows G,
+    dx = col2im(G·W).
+    """
+    c_out, _, kh, kw = weight.shape
+    g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)
+    grad_weight = grouped_gram(g, cols, groups).reshape(weight.shape)
+    grad_bias = g.sum(0)
+    dcols = grouped_matmul(g, weight.reshape(groups, c_out // groups, -1), groups)
+    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, impl)
+    return grad_input, grad_weight, grad_bias
+
+
+class Conv2d(Module):
+    """2-D convolution with torch.nn.Conv2d's signature, parameters and initialisation.
+
+    x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out),
+    H_out = ⌊(H + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1 (likewise W_out).
+    weight: (C_out, C_in/groups, kh, kw), bias: (C_out,).
+    Set `impl = "reference"` to run the textbook unfold/fold formulation instead of the fast one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
+                 stride: int | Pair = 1, padding: int | Pair = 0, dilation: int | Pair = 1,
+                 groups: int = 1, bias: bool = True, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
+        if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
+            raise ValueError(f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride} and "
+                             f"dilation {self.dilation} must be ≥ 1, padding {self.padding} ≥ 0")
+        self.impl = "fast"
+        factory = {"device": device, "dtype": dtype}
+        self.register_parameter("weight", torch.empty(
+            out_channels, in_channels // groups, *self.kernel_size, **factory))
+        self.register_parameter("bias", torch.empty(out_channels, **factory) if bias else None)
+        reset_parameters(self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        expect_input(self, x, 4, self.in_channels)
+        expect_spatial(self, x, self.output_size(x.shape[2], x.shape[3]))
+        y, cols = conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
+                                 self.dilation, self.groups, self.impl)
+        self.save_for_backward(cols=cols, input_shape=tuple(x.shape), output_shape=tuple(y.shape))
+        return y
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        saved = self.saved
+        expect_grad(self, grad_output, saved["output_shape"])
+        grad_input, grad_weight, grad_bias = conv2d_backward(
+            grad_output, saved["cols"], saved["input_shape"], self.weight, self.stride,
+            self.padding, self.dilation, self.groups, self.impl)
+        self.accumulate_grad("weight", grad_weight)
+        if self.bias is not None:
+            self.accumulate_grad("bias", grad_bias)
+        return grad_input
+
+    def output_size(self, h: int, w: int) -> Pair:
+        return (conv_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0],
+                                 self.dilation[0]),
+                conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1],
+                                 self.dilation[1]))
+
+    def extra_repr(self) -> str:
+        return conv_extra_repr(self)
+
+
+def conv_extra_repr(m: Module) -> str:
+    """torch's repr of a convolution: only the arguments that differ from their defaults."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if m.padding != (0, 0):
+        s += f", padding={m.padding}"
+    if m.dilation != (1, 1):
+        s += f", dilation={m.dilation}"
+    if getattr(m, "output_padding", (0, 0)) != (0, 0):
+        s += f", output_padding={m.output_padding}"
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    if m.bias is None:
+        s += ", bias=False"
+    return s

@@ -1,0 +1,34 @@
+"""Parameter initialisation exactly as torch.nn does it (same formula, same random draws)."""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+
+def fan_in(weight: Tensor) -> int:
+    """weight: (out, in, *kernel) → in·prod(kernel), torch's definition."""
+    receptive = 1
+    for size in weight.shape[2:]:
+        receptive *= size
+    return weight.shape[1] * receptive
+
+
+def kaiming_uniform_(weight: Tensor, a: float = math.sqrt(5)) -> Tensor:
+    """U(−b, b) with b = gain·√(3 / fan_in), gain = √(2 / (1 + a²)): torch.nn's default for weights."""
+    gain = math.sqrt(2.0 / (1 + a * a))
+    bound = gain * math.sqrt(3.0 / fan_in(weight))
+    return weight.uniform_(-bound, bound)
+
+
+def bias_uniform_(bias: Tensor, fan: int) -> Tensor:
+    """U(−1/√fan_in, 1/√fan_in): torch.nn's default for biases."""
+    bound = 1 / math.sqrt(fan) if fan > 0 else 0.0
+    return bias.uniform_(-bound, bound)
+
+
+def reset_parameters(weight: Tensor, bias: Tensor | None) -> None:
+    """torch's reset_parameters for Linear and Conv: kaiming-uniform(a=√5) weight, then the bias."""
+    kaiming_uniform_(weight)
+    if bias is not None:
+        bias_uniform_(bias, fan_in(weight))

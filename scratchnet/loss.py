@@ -1,0 +1,50 @@
+"""`MSELoss`: mean (or sum) of squared errors, and its gradient scaled the same way."""
+from __future__ import annotations
+
+from torch import Tensor
+
+from .module import Module
+from .validation import expect_grad, shape_str
+
+
+class MSELoss(Module):
+    """loss = reduce((pred − target)²); pred and target of the same shape (any).
+
+    d loss / d pred = 2·(pred − target) / numel for 'mean', 2·(pred − target) for 'sum';
+    with reduction='none' the loss has pred's shape and backward needs the upstream gradient.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"MSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if prediction.shape != target.shape:
+            raise ValueError(f"{self._short_repr()}: prediction of shape "
+                             f"{shape_str(prediction.shape)} and target of shape "
+                             f"{shape_str(target.shape)} differ")
+        diff = prediction - target
+        self.save_for_backward(diff=diff)
+        squared = diff * diff
+        if self.reduction == "none":
+            return squared
+        return squared.sum() if self.reduction == "sum" else squared.mean()
+
+    def backward(self, grad_output: Tensor | float = 1.0) -> Tensor:
+        diff = self.saved["diff"]
+        if self.reduction == "none":
+            if not isinstance(grad_output, Tensor):
+                raise ValueError("MSELoss(reduction='none').backward needs the upstream gradient "
+                                 "of the loss tensor")
+            expect_grad(self, grad_output, tuple(diff.shape))
+            return 2 * diff * grad_output
+        scale = 2.0 / diff.numel() if self.reduction == "mean" else 2.0
+        return diff * (scale * grad_output)
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+MSE = MSELoss

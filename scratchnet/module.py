@@ -1,0 +1,223 @@
+"""`Module`: the base class of every layer, with torch.nn.Module's bookkeeping and an explicit backward."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from .grad_mode import is_grad_enabled
+
+
+class Module:
+    """A layer with a hand-written `forward` and `backward`.
+
+    Parameters are plain tensors registered with `register_parameter` and read as attributes
+    (`conv.weight`); their gradients live in `p.grad` and are accumulated by `backward` until
+    `zero_grad()`. Sub-modules assigned as attributes are registered automatically.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_ctx", None)
+
+    # -- the two methods a layer implements ---------------------------------------------------
+    def forward(self, *inputs: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        return self.forward(*inputs)
+
+    # -- what forward keeps for backward ------------------------------------------------------
+    def save_for_backward(self, **tensors: Any) -> None:
+        """Keep what `backward` needs, unless inside `scratchnet.no_grad()`."""
+        object.__setattr__(self, "_ctx", tensors if is_grad_enabled() else None)
+
+    @property
+    def saved(self) -> dict[str, Any]:
+        """What the last forward saved; a RuntimeError if there is nothing to differentiate."""
+        if self._ctx is None:
+            raise RuntimeError(
+                f"{self._short_repr()}: backward called before forward "
+                "(or the last forward ran inside scratchnet.no_grad())"
+            )
+        return self._ctx
+
+    def accumulate_grad(self, name: str, grad: Tensor) -> None:
+        """Add `grad` to `self.<name>.grad` (created on first use)."""
+        param = self._parameters[name]
+        if param.grad is None:
+            param.grad = grad.clone(memory_format=torch.contiguous_format)
+        else:
+            param.grad.add_(grad)
+
+    # -- registration -------------------------------------------------------------------------
+    def register_parameter(self, name: str, value: Tensor | None) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"parameter {name!r} must be a Tensor or None, got {type(value).__name__}")
+        self._parameters[name] = value
+
+    def add_module(self, name: str, module: "Module | None") -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{name!r} is not a scratchnet Module: {type(module).__name__}")
+        self._modules[name] = module
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Module):
+            self._parameters.pop(name, None)
+            self._modules[name] = value
+        elif name in self._parameters:
+            self.register_parameter(name, value)
+        elif name in self._modules and value is None:
+            self._modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        for store in ("_parameters", "_modules"):
+            table = self.__dict__.get(store)
+            if table is not None and name in table:
+                return table[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters:
+            del self._parameters[name]
+        elif name in self._modules:
+            del self._modules[name]
+        else:
+            object.__delattr__(self, name)
+
+    # -- traversal ----------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self) -> Iterator["Module"]:
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self) -> Iterator[Tensor]:
+        for _, param in self.named_parameters():
+            yield param
+
+    # -- training state -----------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                param.grad.zero_()
+
+    def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) expects a bool, got {mode!r}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, Tensor]":
+        """Parameter name → tensor (detached copies are not made, as in torch)."""
+        return OrderedDict(self.named_parameters())
+
+    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True):
+        """Copy values into the existing parameter tensors, so optimizers built earlier still see them.
+
+        Returns `(missing_keys, unexpected_keys)` like torch's `_IncompatibleKeys`.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for name, param in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            if not isinstance(value, Tensor):
+                raise TypeError(f"state_dict[{name!r}] is a {type(value).__name__}, not a Tensor")
+            if value.shape != param.shape:
+                raise RuntimeError(
+                    f"size mismatch for {name}: copying a param with shape {tuple(value.shape)}, "
+                    f"the shape in the current model is {tuple(param.shape)}"
+                )
+            param.copy_(value)
+        return missing, unexpected
+
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        """Move/cast every parameter (and its gradient) in place; `to(device)`, `to(dtype)`, both."""
+        for param in self.parameters():
+            param.data = param.data.to(*args, **kwargs)
+            if param.grad is not None:
+                param.grad = param.grad.to(device=param.device, dtype=param.dtype)
+        for module in self.modules():
+            object.__setattr__(module, "_ctx", None)
+        return self
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self, device: int | None = None) -> "Module":
+        return self.to(torch.device("cuda", device) if device is not None else "cuda")
+
+    def double(self) -> "Module":
+        return self.to(torch.float64)
+
+    def float(self) -> "Module":
+        return self.to(torch.float32)
+
+    # -- printing -----------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def _short_repr(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        if not children:
+            return self._short_repr()
+        lines = [f"{type(self).__name__}("]
+        if self.extra_repr():
+            lines.append(f"  {self.extra_repr()}")
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""`SGD` with momentum, dampening, Nesterov and weight decay, step for step as torch.optim.SGD."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from torch import Tensor
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """d = g + wd·p; b = μ·b + (1 − τ)·d (b = d at the first step); d = d + μ·b (Nesterov) or b;
+    p ← p − lr·d."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
+                 momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
+                 nesterov: bool = False) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: invalid lr={lr}, momentum={momentum} or "
+                             f"weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                  "weight_decay": weight_decay, "nesterov": nesterov})
+
+    def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        d = grad if group["weight_decay"] == 0 else grad + group["weight_decay"] * p
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.clone()
+            else:
+                buf.mul_(momentum).add_(d, alpha=1 - group["dampening"])
+            d = d + momentum * buf if group["nesterov"] else buf
+        p.add_(d, alpha=-group["lr"])
