@@ -1,0 +1,68 @@
+"""scratchnet.baselines: classical denoisers beat the noisy input, and tuning picks the best."""
+import pytest
+import torch
+
+from scratchnet import psnr
+from scratchnet.baselines import evaluate_baselines, nlm_denoise, tune, tv_denoise
+from scratchnet.data import build_default_dataset
+
+
+@pytest.fixture(scope="module")
+def val():
+    _, (noisy, clean) = build_default_dataset(n_train=0, n_val=24, seed=0)
+    return noisy.float() / 255, clean.float() / 255
+
+
+@pytest.mark.parametrize("denoise", [lambda x: nlm_denoise(x, h=0.06, sigma=0.09),
+                                     lambda x: nlm_denoise(x, h=0.08),
+                                     lambda x: tv_denoise(x, weight=0.08)],
+                         ids=["nlm with sigma", "nlm without sigma", "tv"])
+def test_denoisers_beat_the_noisy_input(val, denoise):
+    noisy, clean = val
+    out = denoise(noisy)
+    assert out.shape == noisy.shape and out.dtype == noisy.dtype
+    assert out.min() >= 0 and out.max() <= 1
+    assert float(psnr(out, clean)) > float(psnr(noisy, clean)) + 4
+
+
+def test_denoisers_work_image_by_image(val):
+    noisy, _ = val
+    for denoise in (lambda x: nlm_denoise(x, h=0.06, sigma=0.09), lambda x: tv_denoise(x, 0.08)):
+        assert torch.allclose(denoise(noisy[:3])[1], denoise(noisy[1:2])[0])
+
+
+def test_tune_returns_the_best_parameter_and_its_psnr(val):
+    noisy, clean = val
+
+    def blend(x, t):
+        return clean + t * (x - clean)
+
+    best, score = tune(blend, noisy, clean, [0.9, 0.3, 0.6])
+    assert best == 0.3 and score == pytest.approx(float(psnr(blend(noisy, 0.3), clean)))
+    with pytest.raises(ValueError, match="empty"):
+        tune(blend, noisy, clean, [])
+
+
+def test_evaluate_baselines_tunes_on_a_prefix_and_reports_all(val):
+    noisy, clean = val
+    results = evaluate_baselines((noisy * 255).round().to(torch.uint8),
+                                 (clean * 255).round().to(torch.uint8), tune_on=8)
+    assert set(results) == {"noisy input", "non-local means", "total variation"}
+    assert results["noisy input"]["psnr"] == pytest.approx(float(psnr(noisy, clean)), abs=1e-4)
+    nlm, tv = results["non-local means"], results["total variation"]
+    assert nlm["psnr"] > results["noisy input"]["psnr"] + 4
+    assert tv["psnr"] > results["noisy input"]["psnr"] + 4
+    assert nlm["psnr"] == pytest.approx(
+        float(psnr(nlm_denoise(noisy, nlm["h"], nlm["sigma"]), clean)), abs=1e-4)
+    assert tv["psnr"] == pytest.approx(float(psnr(tv_denoise(noisy, tv["weight"]), clean)), abs=1e-4)
+    assert 0.07 < nlm["sigma"] < 0.11
+
+
+def test_baselines_reject_bad_input(val):
+    noisy, clean = val
+    with pytest.raises(ValueError, match="nlm_denoise: expected float images"):
+        nlm_denoise(noisy[0], h=0.1)
+    with pytest.raises(ValueError, match="tv_denoise: expected float images"):
+        tv_denoise((noisy * 255).to(torch.uint8), weight=0.1)
+    with pytest.raises(ValueError, match="evaluate_baselines: noisy .* differ"):
+        evaluate_baselines(noisy[:4], clean[:5])
