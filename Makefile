@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -c "import matplotlib.pyplot"  # builds the font cache once, not inside a notebook
 	touch $@
 
 run: setup

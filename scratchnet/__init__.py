@@ -15,6 +15,7 @@ from .interop import from_torch, to_torch
 from .linear import Linear
 from .loss import MSE, MSELoss
 from .metrics import psnr
+from .models import MODELS, build_model
 from .module import Module
 from .optim import SGD, Adam, Optimizer
 from .pooling import MaxPool2d
@@ -22,9 +23,22 @@ from .upsampling import NearestUpsampling, Upsampling
 
 __version__ = "0.1.0"
 
+_LAZY = {"Model": "course", "fit": "train", "History": "train", "TrainingDiverged": "train"}
+
+
+def __getattr__(name: str):
+    """Model, fit, History, TrainingDiverged: imported on first use (keeps the import light)."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'scratchnet' has no attribute {name!r}")
+
+
 __all__ = [
-    "Adam", "Concat", "Conv2d", "ConvTranspose2d", "Flatten", "GradcheckReport", "Identity", "LeakyReLU", "Linear",
-    "MSE", "MSELoss", "MaxPool2d", "Module", "NearestUpsampling", "Optimizer", "ReLU", "Residual",
-    "SGD", "Sequential", "Sigmoid", "Tanh", "TransposeConv2d", "Upsampling", "from_torch",
-    "gradcheck", "no_grad", "psnr", "to_torch",
+    "MODELS", "MSE", "SGD", "Adam", "Concat", "Conv2d", "ConvTranspose2d", "Flatten",
+    "GradcheckReport", "History", "Identity", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
+    "Model", "Module", "NearestUpsampling", "Optimizer", "ReLU", "Residual", "Sequential",
+    "Sigmoid", "Tanh", "TrainingDiverged", "TransposeConv2d", "Upsampling", "build_model", "fit",
+    "from_torch", "gradcheck", "no_grad", "psnr", "to_torch",
 ]

@@ -32,7 +32,7 @@ class Activation(Module):
 
 
 class ReLU(Activation):
-    """max(0, x); derivative 1 where x > 0, else 0 (torch's convention at 0)."""
+    """max(0, x); derivative 1 where x > 0, else 0 (torch's convention at 0): sign(y), as y ≥ 0."""
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -42,7 +42,7 @@ class ReLU(Activation):
         return x.clamp_(min=0) if self.inplace else x.clamp(min=0)
 
     def derivative(self, x: Tensor, y: Tensor) -> Tensor:
-        return (y > 0).to(y.dtype)
+        return torch.sign(y)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""

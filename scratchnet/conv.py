@@ -16,16 +16,16 @@ def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
 
     y[n, :, i, j] = W · patch(n, i, j) + b, all patches at once: `cols @ Wᵀ` with
     cols: (N·H_out·W_out, C_in·kh·kw). y is returned in channels-last memory (a permuted view).
+    The fast path (groups = 1) orders patches channels-last, (kh, kw, C_in), and W to match.
     """
     n, _, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    cols = im2col(x, (kh, kw), stride, padding, dilation, impl)
-    w_t = weight.reshape(groups, c_out // groups, -1).transpose(1, 2)  # (g, C_in/g·kh·kw, C_out/g)
-    out = grouped_matmul(cols, w_t, groups)                            # (N·H_out·W_out, C_out)
-    if bias is not None:
-        out += bias
+    channels_last = impl == "fast" and groups == 1
+    cols = im2col(x, (kh, kw), stride, padding, dilation, impl, channels_last)
+    w_t = weight_matrices(weight, groups, channels_last).transpose(1, 2)  # (g, C_in/g·kh·kw, ·)
+    out = grouped_matmul(cols, w_t, groups, bias)                        # (N·H_out·W_out, C_out)
     return out.view(n, ho, wo, c_out).permute(0, 3, 1, 2), cols
 
 
@@ -37,13 +37,25 @@ def conv2d_backward(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...]
     With G = grad_out as a (N·H_out·W_out, C_out) matrix: dW = Gᵀ·cols, db = Σ_rows G,
     dx = col2im(G·W).
     """
-    c_out, _, kh, kw = weight.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    channels_last = impl == "fast" and groups == 1
     g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)
-    grad_weight = grouped_gram(g, cols, groups).reshape(weight.shape)
+    grad_weight = grouped_gram(g, cols, groups)
+    if channels_last:
+        grad_weight = grad_weight.view(c_out, kh, kw, c_in_g).permute(0, 3, 1, 2)
     grad_bias = g.sum(0)
-    dcols = grouped_matmul(g, weight.reshape(groups, c_out // groups, -1), groups)
-    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, impl)
-    return grad_input, grad_weight, grad_bias
+    dcols = grouped_matmul(g, weight_matrices(weight, groups, channels_last), groups)
+    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, impl,
+                        channels_last)
+    return grad_input, grad_weight.reshape(weight.shape), grad_bias
+
+
+def weight_matrices(weight: Tensor, groups: int, channels_last: bool) -> Tensor:
+    """weight: (C_out, C_in/g, kh, kw) → (g, C_out/g, C_in/g·kh·kw), columns in im2col's order:
+    (C_in, kh, kw), or (kh, kw, C_in) when `channels_last`."""
+    if channels_last:
+        weight = weight.permute(0, 2, 3, 1)
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
 
 
 class Conv2d(Module):

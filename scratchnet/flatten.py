@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .module import Module
-from .validation import expect_grad
+from .validation import expect_grad, shape_str
 
 
 class Flatten(Module):
@@ -15,7 +15,13 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x.flatten(self.start_dim, self.end_dim)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self._short_repr()}: expected a torch.Tensor, got {type(x).__name__}")
+        try:
+            y = x.flatten(self.start_dim, self.end_dim)
+        except (IndexError, RuntimeError):
+            raise ValueError(f"{self._short_repr()}: cannot flatten an input of shape "
+                             f"{shape_str(x.shape)}") from None
         self.save_for_backward(input_shape=tuple(x.shape), output_shape=tuple(y.shape))
         return y
 

@@ -1,7 +1,7 @@
 """`gradcheck`: prove a module's hand-written backward against torch autograd and finite differences.
 
-    report = scratchnet.gradcheck(layer, x)
-    print(report)            # a small table: tensor, shape, errors, PASS/FAIL
+    report = scratchnet.gradcheck(layer, x)            # a loss: gradcheck(crit, prediction, target)
+    print(report)            # a small table: tensor, shape, error bucket, PASS/FAIL
     assert report.passed
 
 Two independent references, both in float64 by default:
@@ -9,6 +9,8 @@ Two independent references, both in float64 by default:
    parameters, run with autograd and the same random upstream gradient;
 2. central finite differences of ⟨y, g⟩ along random directions, which works for any module,
    including a student's own with no torch twin.
+A third check runs backward twice without `zero_grad` and expects every parameter gradient to
+double: gradients accumulate, they are not overwritten.
 """
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ from torch import Tensor
 
 from .interop import to_torch
 from .module import Module
+from .validation import GradientShapeError
 
 
 @dataclass
 class CheckRow:
-    """One compared tensor: `max_rel_err` is max|a − b| / max(max|b|, tiny)."""
+    """One compared tensor: `max_rel_err` is max|a − b| / max(max|b|, tiny); `shape_ok` is False
+    when the computed tensor does not even have the reference's shape."""
 
     reference: str
     name: str
@@ -33,14 +37,22 @@ class CheckRow:
     max_abs_err: float
     max_rel_err: float
     tolerance: float
+    shape_ok: bool = True
 
     @property
     def passed(self) -> bool:
-        return math.isfinite(self.max_rel_err) and self.max_rel_err <= self.tolerance
+        return self.shape_ok and math.isfinite(self.max_rel_err) and self.max_rel_err <= self.tolerance
 
     def magnitude(self) -> str:
-        """A machine-stable summary of the error: the tolerance it stays under."""
-        return f"< {self.tolerance:.0e}" if self.passed else f"{self.max_rel_err:.1e}"
+        """A machine-stable summary of the error: the tolerance it stays under, or the power of
+        ten it reaches."""
+        if not self.shape_ok:
+            return "bad shape"
+        if self.passed:
+            return f"< {self.tolerance:.0e}"
+        if not math.isfinite(self.max_rel_err):
+            return "not finite"
+        return f"≥ 1e{math.floor(math.log10(self.max_rel_err)):+03d}"
 
 
 @dataclass
@@ -49,6 +61,7 @@ class GradcheckReport:
     dtype: torch.dtype
     rows: list[CheckRow] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -62,6 +75,7 @@ class GradcheckReport:
             lines.append(f"{r.reference:<10} {r.name:<14} {shape:<18} {r.magnitude():<11} "
                          f"{'PASS' if r.passed else 'FAIL'}")
         lines += [f"(skipped: {s})" for s in self.skipped]
+        lines += [f"(error: {e})" for e in self.errors]
         lines.append("ALL PASS" if self.passed else "FAILED")
         return "\n".join(lines)
 
@@ -75,37 +89,49 @@ class GradcheckReport:
 def _row(reference: str, name: str, got: Tensor, expected: Tensor, tol: float) -> CheckRow:
     got, expected = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     if got.shape != expected.shape:
-        return CheckRow(reference, name, tuple(expected.shape), math.inf, math.inf, tol)
+        return CheckRow(reference, name, tuple(expected.shape), math.inf, math.inf, tol, False)
     abs_err = (got - expected).abs().max().item() if got.numel() else 0.0
     scale = expected.abs().max().item() if expected.numel() else 0.0
     return CheckRow(reference, name, tuple(expected.shape), abs_err,
                     abs_err / max(scale, 1e-30) if abs_err else 0.0, tol)
 
 
-def _analytic(module: Module, x: Tensor, grad_out: Tensor) -> tuple[Tensor, Tensor, dict]:
-    module.zero_grad()
-    y = module(x)
+def _analytic(module: Module, inputs: tuple[Tensor, ...], grad_out: Tensor,
+              ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    y = module(*inputs)
     grad_in = module.backward(grad_out)
     grads = {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
              for n, p in module.named_parameters()}
     return y, grad_in, grads
 
 
-def gradcheck(module: Module, x: Tensor, *, dtype: torch.dtype | None = torch.float64,
-              seed: int = 0, torch_reference: bool = True, finite_differences: bool = True,
-              directions: int = 3, eps: float | None = None, tol: float | None = None) -> GradcheckReport:
+def _qualified_name(model: Module, error: GradientShapeError) -> str:
+    for prefix, module in model.named_modules():
+        if module is error.module:
+            return f"{prefix}.{error.parameter}" if prefix else error.parameter
+    return error.parameter
+
+
+def gradcheck(module: Module, x: Tensor, *constants: Tensor,
+              dtype: torch.dtype | None = torch.float64, seed: int = 0,
+              torch_reference: bool = True, finite_differences: bool = True, directions: int = 3,
+              eps: float | None = None, tol: float | None = None) -> GradcheckReport:
     """Compare output, input gradient and every parameter gradient of `module` at `x`.
 
+    `constants` are further inputs held fixed (a loss's target: `gradcheck(crit, pred, target)`).
     The module is copied (and cast to `dtype` unless None), so the caller's module and its
-    `.grad`s are untouched. `tol` defaults to 1e-10 for torch and 1e-6 for finite differences
-    in float64, 1e-4 and 1e-2 in float32; the finite-difference step `eps` to 1e-6 and 1e-3.
+    `.grad`s are untouched. `tol` defaults to 1e-10 for torch and the accumulation check and
+    1e-6 for finite differences in float64, 1e-4 and 1e-2 in float32; the finite-difference
+    step `eps` to 1e-6 and 1e-3.
     """
     m = copy.deepcopy(module)
+    inputs = (x, *constants)
     if dtype is not None:
         m.to(dtype)
-        x = x.to(dtype)
-    x = x.detach().clone()
+        inputs = tuple(t.to(dtype) if t.is_floating_point() else t for t in inputs)
+    x, *rest = (t.detach().clone() for t in inputs)
     m.train()
+    m.zero_grad()
     wide = x.dtype == torch.float64
     tol_torch = tol if tol is not None else (1e-10 if wide else 1e-4)
     tol_fd = tol if tol is not None else (1e-6 if wide else 1e-2)
@@ -113,9 +139,17 @@ def gradcheck(module: Module, x: Tensor, *, dtype: torch.dtype | None = torch.fl
     generator = torch.Generator(device="cpu").manual_seed(seed)
     report = GradcheckReport(type(module).__name__, x.dtype)
 
-    y = m(x)
-    grad_out = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
-    y, grad_in, grads = _analytic(m, x, grad_out)
+    y = m(x, *rest)
+    # Uniform, not normal: an input drawn with torch.randn after manual_seed(seed) is then never
+    # equal to the upstream gradient (which would make Gᵀ·X symmetric and hide transposes).
+    grad_out = (2 * torch.rand(y.shape, generator=generator, dtype=y.dtype) - 1).to(y.device)
+    try:
+        y, grad_in, grads = _analytic(m, (x, *rest), grad_out)
+    except GradientShapeError as error:
+        report.rows.append(CheckRow("backward", f"grad {_qualified_name(m, error)}",
+                                    error.param_shape, math.inf, math.inf, tol_torch, False))
+        report.errors.append(str(error))
+        return report
 
     if torch_reference:
         try:
@@ -125,7 +159,7 @@ def gradcheck(module: Module, x: Tensor, *, dtype: torch.dtype | None = torch.fl
         else:
             with torch.enable_grad():
                 xt = x.clone().requires_grad_(True)
-                yt = tm(xt)
+                yt = tm(xt, *rest)
                 yt.backward(grad_out)
             report.rows.append(_row("torch", "output", y, yt, tol_torch))
             report.rows.append(_row("torch", "grad input", grad_in, xt.grad, tol_torch))
@@ -134,11 +168,15 @@ def gradcheck(module: Module, x: Tensor, *, dtype: torch.dtype | None = torch.fl
 
     if finite_differences:
         def objective() -> float:
-            return float((m(x) * grad_out).sum().item())
+            return float((m(x, *rest) * grad_out).sum().item())
 
         targets = [("grad input", x, grad_in)] + [
             (f"grad {n}", p, grads[n]) for n, p in m.named_parameters()]
         for name, tensor, analytic in targets:
+            if analytic.shape != tensor.shape:
+                report.rows.append(CheckRow("finite-d", name, tuple(tensor.shape), math.inf,
+                                            math.inf, tol_fd, False))
+                continue
             original = tensor.clone()
             numeric, predicted = [], []
             for _ in range(directions):
@@ -154,4 +192,10 @@ def gradcheck(module: Module, x: Tensor, *, dtype: torch.dtype | None = torch.fl
             report.rows.append(_row("finite-d", name, torch.tensor(predicted),
                                     torch.tensor(numeric), tol_fd))
             report.rows[-1].shape = tuple(tensor.shape)
+
+    m(x, *rest)
+    m.backward(grad_out)
+    for name, p in m.named_parameters():
+        twice = p.grad if p.grad is not None else torch.zeros_like(p)
+        report.rows.append(_row("accumulate", f"grad {name}", twice, 2 * grads[name], tol_torch))
     return report

@@ -6,7 +6,12 @@ one matrix product, and its input gradient is `col2im` of a matrix product.
 
 Two implementations give identical results (the tests prove it):
 - "reference": `torch.nn.functional.unfold` / `fold`, the textbook formulation;
-- "fast": a strided view of the (padded) input copied once, and `kh·kw` strided additions.
+- "fast": a strided view of the (padded) input copied once, and `kh·kw` strided additions — or a
+  single strided copy when the windows do not overlap (e.g. kernel 2, stride 2).
+
+A stride-1 convolution needs no patch matrix at all (`shifted_conv`): with the padded input in
+channels-last order flattened to rows, the pixel `kernel tap (u, v)` away from row r is row
+r + u·W + v, so the convolution is a sum of `kh·kw` matrix products of row ranges of one matrix.
 """
 from __future__ import annotations
 
@@ -32,13 +37,15 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def pad2d(x: Tensor, padding: Pair, value: float = 0.0) -> Tensor:
+def pad2d(x: Tensor, padding: Pair, value: float = 0.0,
+          memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
     """x: (N, C, H, W) → (N, C, H + 2·ph, W + 2·pw), the border filled with `value`."""
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
     n, c, h, w = x.shape
-    out = x.new_full((n, c, h + 2 * ph, w + 2 * pw), value)
+    out = torch.empty((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype, device=x.device,
+                      memory_format=memory_format).fill_(value)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
 
@@ -69,49 +76,142 @@ def patches(xp: Tensor, out_size: Pair, kernel: Pair, stride: Pair, dilation: Pa
 
 
 def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           impl: str = "fast") -> Tensor:
-    """x: (N, C, H, W) → cols: (N·H_out·W_out, C·kh·kw)."""
+           impl: str = "fast", channels_last: bool = False) -> Tensor:
+    """x: (N, C, H, W) → cols: (N·H_out·W_out, C·kh·kw), each row ordered (C, kh, kw).
+
+    With `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the
+    copy then moves runs of kw·C contiguous values, not runs of kw.
+    """
     n, c, h, w = x.shape
-    out_size = (conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-                conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
+    kh, kw = kernel
+    out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
+                conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
     if impl == "reference":
         cols = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
-        return cols.transpose(1, 2).reshape(-1, c * kernel[0] * kernel[1])
+        if channels_last:
+            cols = cols.view(n, c, kh * kw, -1).transpose(1, 2).reshape(n, c * kh * kw, -1)
+        return cols.transpose(1, 2).reshape(-1, c * kh * kw)
     check_impl(impl)
-    view = patches(pad2d(x, padding), out_size, kernel, stride, dilation)
-    return view.reshape(-1, c * kernel[0] * kernel[1])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    view = patches(pad2d(x, padding, memory_format=layout), out_size, kernel, stride, dilation)
+    if channels_last:
+        view = view.permute(0, 1, 2, 4, 5, 3)
+    return view.reshape(-1, c * kh * kw)
 
 
 def col2im(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-           padding: Pair, dilation: Pair, impl: str = "fast") -> Tensor:
-    """The adjoint of `im2col`: cols (N·H_out·W_out, C·kh·kw) → (N, C, H, W), overlaps summed."""
+           padding: Pair, dilation: Pair, impl: str = "fast",
+           channels_last: bool = False) -> Tensor:
+    """The adjoint of `im2col`: cols (N·H_out·W_out, C·kh·kw) → (N, C, H, W), overlaps summed.
+
+    With `channels_last`, rows are ordered (kh, kw, C) and the result is channels-last in memory.
+    """
     n, c, h, w = input_shape
-    ho = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
-    wo = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    kh, kw = kernel
+    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
     if impl == "reference":
-        blocks = cols.reshape(n, ho * wo, -1).transpose(1, 2)
-        return F.fold(blocks, (h, w), kernel, dilation=dilation, padding=padding, stride=stride)
+        blocks = cols.reshape(n, ho * wo, -1)
+        if channels_last:
+            blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(n, ho * wo, -1)
+        return F.fold(blocks.transpose(1, 2), (h, w), kernel, dilation=dilation,
+                      padding=padding, stride=stride)
     check_impl(impl)
-    blocks = cols.reshape(n, ho, wo, c, kernel[0], kernel[1])
-    out = cols.new_zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]))
+    if channels_last:
+        blocks = cols.reshape(n, ho, wo, kh, kw, c).permute(0, 1, 2, 5, 3, 4)
+    else:
+        blocks = cols.reshape(n, ho, wo, c, kh, kw)
+    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((n, c, hp, wp), dtype=cols.dtype, device=cols.device, memory_format=layout)
+    if not (dilation == (1, 1) and stride == kernel and ho * kh == hp and wo * kw == wp):
+        out.zero_()                                           # some pixels are in no window
     target = patches(out, (ho, wo), kernel, stride, dilation)
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
+    if windows_overlap(kernel, stride, dilation):
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
+    else:
+        target.copy_(blocks)
     return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
-def grouped_matmul(a: Tensor, b: Tensor, groups: int) -> Tensor:
-    """a: (M, g·K), b: (g, K, P) → (M, g·P): group `k` of the columns of `a` times `b[k]`."""
+def windows_overlap(kernel: Pair, stride: Pair, dilation: Pair) -> bool:
+    """Whether two neighbouring windows share an input pixel: stride < dilation·(kernel − 1) + 1."""
+    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+
+
+def tap_shifts(kernel: Pair, dilation: Pair, width: int) -> list[int]:
+    """Row offset of each kernel tap (u, v), row-major, in a flattened image of `width` columns."""
+    return [dilation[0] * u * width + dilation[1] * v
+            for u in range(kernel[0]) for v in range(kernel[1])]
+
+
+def shifted_conv(rows: Tensor, width: int, taps: Tensor, bias: Tensor | None,
+                 dilation: Pair) -> Tensor:
+    """A stride-1 convolution as `kh·kw` matrix products of row ranges, without a patch matrix.
+
+    rows: (N·Hp·Wp, C_in), the padded input in channels-last order (Wp = width);
+    taps: (kh, kw, C_in, C_out) → out: (N·Hp·Wp, C_out) with
+    out[(n, i, j)] = Σ_{u,v} rows[(n, i + d_h·u, j + d_w·v)] · taps[u, v] + bias.
+    Rows with i > Hp − 1 − d_h·(kh − 1) or j > Wp − 1 − d_w·(kw − 1) are not output pixels (their
+    window wraps around the image's edge): ignore them.
+    """
+    kh, kw, _, c_out = taps.shape
+    shifts = tap_shifts((kh, kw), dilation, width)
+    m = rows.shape[0] - shifts[-1]
+    flat = taps.reshape(kh * kw, -1, c_out)
+    out = rows.new_empty((rows.shape[0], c_out))
+    head = out[:m]
+    if bias is None:
+        torch.mm(rows[:m], flat[0], out=head)
+    else:
+        torch.addmm(bias, rows[:m], flat[0], out=head)
+    for shift, tap in zip(shifts[1:], flat[1:]):
+        head.addmm_(rows[shift:shift + m], tap)
+    out[m:].zero_()
+    return out
+
+
+def shifted_conv_backward(grad: Tensor, rows: Tensor, width: int, taps: Tensor,
+                          dilation: Pair) -> tuple[Tensor, Tensor]:
+    """The adjoint of `shifted_conv`. grad: (N·Hp·Wp, C_out), zero on rows that are not output
+    pixels → (grad_rows: (N·Hp·Wp, C_in), grad_taps: (kh, kw, C_in, C_out)).
+
+    grad_taps[u, v] = rows[shifted]ᵀ · grad and grad_rows[shifted] += grad · taps[u, v]ᵀ.
+    """
+    kh, kw, c_in, c_out = taps.shape
+    shifts = tap_shifts((kh, kw), dilation, width)
+    m = rows.shape[0] - shifts[-1]
+    g = grad[:m]
+    flat = taps.reshape(kh * kw, c_in, c_out)
+    grad_taps = taps.new_empty((kh * kw, c_in, c_out))
+    grad_rows = rows.new_empty(rows.shape)
+    torch.mm(g, flat[0].t(), out=grad_rows[:m])
+    grad_rows[m:].zero_()
+    torch.mm(rows[:m].t(), g, out=grad_taps[0])
+    for k in range(1, kh * kw):
+        shifted = slice(shifts[k], shifts[k] + m)
+        grad_rows[shifted].addmm_(g, flat[k].t())
+        torch.mm(rows[shifted].t(), g, out=grad_taps[k])
+    return grad_rows, grad_taps.view(taps.shape)
+
+
+def grouped_matmul(a: Tensor, b: Tensor, groups: int, bias: Tensor | None = None) -> Tensor:
+    """a: (M, g·K), b: (g, K, P) → (M, g·P): group `k` of the columns of `a` times `b[k]`,
+    plus `bias` (g·P,) on every row."""
     if groups == 1:
-        return a @ b[0]
+        return a @ b[0] if bias is None else torch.addmm(bias, a, b[0])
     m = a.shape[0]
     a_g = a.reshape(m, groups, -1).transpose(0, 1)
-    return torch.bmm(a_g, b).transpose(0, 1).reshape(m, -1)
+    out = torch.bmm(a_g, b).transpose(0, 1).reshape(m, -1)
+    return out if bias is None else out.add_(bias)
 
 
 def grouped_gram(a: Tensor, b: Tensor, groups: int) -> Tensor:
     """a: (M, g·P), b: (M, g·K) → (g, P, K): group `k` of `a`'s columns, transposed, times `b`'s."""
+    if groups == 1:
+        return (a.t() @ b).unsqueeze(0)
     a_g = a.reshape(a.shape[0], groups, -1).transpose(0, 1)
     b_g = b.reshape(b.shape[0], groups, -1).transpose(0, 1)
     return torch.bmm(a_g.transpose(1, 2), b_g)

@@ -97,6 +97,13 @@ def _upsample_from_torch(t: nn.Upsample) -> Module:
                                         else int(sf))
 
 
+def _from_torch_pool(t: nn.MaxPool2d) -> Module:
+    if t.dilation not in (1, (1, 1)) or t.ceil_mode or t.return_indices:
+        raise TypeError(f"from_torch supports MaxPool2d without dilation, ceil_mode and "
+                        f"return_indices, got {t}")
+    return pooling.MaxPool2d(t.kernel_size, t.stride, t.padding)
+
+
 def _from_torch_conv(t: nn.Conv2d) -> Module:
     if t.padding_mode != "zeros" or isinstance(t.padding, str):
         raise TypeError(f"from_torch supports numeric zero padding only, got {t}")
@@ -119,7 +126,7 @@ _FROM_TORCH: dict[type, Callable[[nn.Module], Module]] = {
     nn.Sigmoid: lambda t: activations.Sigmoid(),
     nn.Tanh: lambda t: activations.Tanh(),
     nn.Flatten: lambda t: flatten.Flatten(t.start_dim, t.end_dim),
-    nn.MaxPool2d: lambda t: pooling.MaxPool2d(t.kernel_size, t.stride, t.padding),
+    nn.MaxPool2d: _from_torch_pool,
     nn.MSELoss: lambda t: loss.MSELoss(t.reduction),
     nn.Identity: lambda t: containers.Identity(),
     nn.Sequential: lambda t: containers.Sequential(*(from_torch(c) for c in t)),

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .grad_mode import is_grad_enabled
+from .validation import GradientShapeError
 
 
 class Module:
@@ -52,8 +53,10 @@ class Module:
         return self._ctx
 
     def accumulate_grad(self, name: str, grad: Tensor) -> None:
-        """Add `grad` to `self.<name>.grad` (created on first use)."""
+        """Add `grad` to `self.<name>.grad` (created on first use); shapes must be equal."""
         param = self._parameters[name]
+        if grad.shape != param.shape:
+            raise GradientShapeError(self, name, tuple(grad.shape), tuple(param.shape))
         if param.grad is None:
             param.grad = grad.clone(memory_format=torch.contiguous_format)
         else:
@@ -63,6 +66,8 @@ class Module:
     def register_parameter(self, name: str, value: Tensor | None) -> None:
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"parameter {name!r} must be a Tensor or None, got {type(value).__name__}")
+        if name in self.__dict__ or name in self._modules:
+            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists")
         self._parameters[name] = value
 
     def add_module(self, name: str, module: "Module | None") -> None:
@@ -73,11 +78,12 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, Module):
             self._parameters.pop(name, None)
+            self.__dict__.pop(name, None)
             self._modules[name] = value
         elif name in self._parameters:
             self.register_parameter(name, value)
-        elif name in self._modules and value is None:
-            self._modules[name] = None
+        elif name in self._modules:
+            self.add_module(name, value)
         else:
             object.__setattr__(self, name, value)
 

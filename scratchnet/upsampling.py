@@ -3,15 +3,18 @@
 Upsampling by s then a k×k convolution equals, for each of the s×s output phases, a small
 convolution of the *low-resolution* input with a kernel summed from the k×k one (for s = 2,
 k = 3: four 2×2 kernels, 2.25× fewer multiply-adds, no upsampled tensor). That is the "fast"
-implementation; "reference" upsamples, then convolves.
+implementation — all phases in one stride-1 convolution (`shifted_conv`, no patch matrix), whose
+output channels are then interleaved into the output pixels; "reference" upsamples, then convolves.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 from torch import Tensor
 
 from .conv import conv2d_backward, conv2d_forward, conv_extra_repr
-from .im2col import Pair, conv_output_size, pair
+from .im2col import Pair, conv_output_size, pair, shifted_conv, shifted_conv_backward
 from .init import reset_parameters
 from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial
@@ -81,6 +84,22 @@ class PhasePlan:
         self.offset = [lo - lo_min for lo in first]
 
 
+@lru_cache(maxsize=64)
+def phase_plan(size: int, scale: int, kernel: int, padding: int) -> PhasePlan:
+    """PhasePlan(size, scale, kernel, padding), built once per distinct argument tuple."""
+    return PhasePlan(size, scale, kernel, padding)
+
+
+@lru_cache(maxsize=64)
+def phase_selection(plans: tuple[PhasePlan, PhasePlan], device: torch.device,
+                    dtype: torch.dtype) -> Tensor:
+    """(s_h·s_w·t_h·t_w, k_h·k_w): entry [(a, b, t, u), (k, l)] = select_h[a, t, k]·select_w[b, u, l],
+    i.e. whether kernel tap (k, l) is summed into tap (t, u) of output phase (a, b)."""
+    ph, pw = plans
+    both = torch.einsum("atk,bul->abtukl", ph.select, pw.select)
+    return both.reshape(-1, both.shape[4] * both.shape[5]).to(device=device, dtype=dtype)
+
+
 class Upsampling(Module):
     """Nearest-neighbour upsampling by `scale_factor`, then a Conv2d(in, out, kernel_size, …).
 
@@ -128,59 +147,68 @@ class Upsampling(Module):
                                      self.dilation, 1, self.impl)
             self.save_for_backward(cols=cols, up_shape=tuple(up.shape), output_shape=tuple(y.shape))
             return y
-        plans = (PhasePlan(h, sh, self.kernel_size[0], self.padding[0]),
-                 PhasePlan(w, sw, self.kernel_size[1], self.padding[1]))
-        xp = x.new_zeros((n, self.in_channels, h + plans[0].pad_before + plans[0].pad_after,
-                          w + plans[1].pad_before + plans[1].pad_after))
-        xp[:, :, plans[0].pad_before:plans[0].pad_before + h,
-           plans[1].pad_before:plans[1].pad_before + w] = x
+        plans = (phase_plan(h, sh, self.kernel_size[0], self.padding[0]),
+                 phase_plan(w, sw, self.kernel_size[1], self.padding[1]))
+        (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
+                                 for p, size in zip(plans, (h, w)))
+        xp = x.new_zeros((n, hp, wp, self.in_channels))                 # padded, channels-last
+        xp[:, top:top + h, left:left + w] = x.permute(0, 2, 3, 1)
+        rows = xp.view(-1, self.in_channels)
+        taps = self.phase_taps(plans)                                     # (t_h, t_w, C_in, ·)
         bias = None if self.bias is None else self.bias.repeat(sh * sw)
-        z, cols = conv2d_forward(xp, self.phase_weight(plans), bias, (1, 1), (0, 0), (1, 1), 1)
-        z = z.reshape(n, sh, sw, self.out_channels, z.shape[2], z.shape[3])
-        y = x.new_empty((n, self.out_channels, plans[0].out, plans[1].out))
-        for a, b, rows, cols_ in self._phase_slices(plans):
-            y[:, :, a::sh, b::sw] = z[:, a, b, :, rows, cols_]
-        self.save_for_backward(cols=cols, plans=plans, padded_shape=tuple(xp.shape),
-                               z_shape=tuple(z.shape), input_shape=tuple(x.shape),
-                               output_shape=tuple(y.shape))
-        return y
+        z = shifted_conv(rows, wp, taps, bias, (1, 1)).view(n, hp, wp, sh, sw, self.out_channels)
+        y = x.new_empty((n, plans[0].out, plans[1].out, self.out_channels))
+        for a, b, rows_, cols_ in self._phase_slices(plans):
+            y[:, a::sh, b::sw] = z[:, rows_, cols_, a, b]
+        self.save_for_backward(rows=rows, taps=taps, plans=plans, input_shape=tuple(x.shape))
+        return y.permute(0, 3, 1, 2)
 
     def backward(self, grad_output: Tensor) -> Tensor:
         saved = self.saved
-        expect_grad(self, grad_output, saved["output_shape"])
         if "plans" not in saved:
+            expect_grad(self, grad_output, saved["output_shape"])
             grad_up, grad_weight, grad_bias = conv2d_backward(
                 grad_output, saved["cols"], saved["up_shape"], self.weight, self.stride,
                 self.padding, self.dilation, 1, self.impl)
             grad_input = nearest_upsample_backward(grad_up, self.scale_factor)
         else:
-            plans, (sh, sw) = saved["plans"], self.scale_factor
-            n, _, _, c_out, hz, wz = saved["z_shape"]
-            grad_z = grad_output.new_zeros((n, hz, wz, sh, sw, c_out)).permute(0, 3, 4, 5, 1, 2)
-            for a, b, rows, cols_ in self._phase_slices(plans):
-                grad_z[:, a, b, :, rows, cols_] = grad_output[:, :, a::sh, b::sw]
-            grad_z = grad_z.reshape(n, sh * sw * c_out, hz, wz)
-            grad_xp, grad_phase_weight, grad_bias = conv2d_backward(
-                grad_z, saved["cols"], saved["padded_shape"], self.phase_weight(plans),
-                (1, 1), (0, 0), (1, 1), 1)
-            grad_weight = torch.einsum("atk,bul,aboctu->ockl",
-                                       plans[0].select.to(grad_xp), plans[1].select.to(grad_xp),
-                                       grad_phase_weight.reshape(sh, sw, c_out, *grad_phase_weight
-                                                                 .shape[1:]))
-            grad_bias = grad_bias.reshape(sh * sw, c_out).sum(0)
-            h, w = saved["input_shape"][2:]
-            grad_input = grad_xp[:, :, plans[0].pad_before:plans[0].pad_before + h,
-                                 plans[1].pad_before:plans[1].pad_before + w]
+            plans, (sh, sw), c_out = saved["plans"], self.scale_factor, self.out_channels
+            n, c_in, h, w = saved["input_shape"]
+            expect_grad(self, grad_output, (n, c_out, plans[0].out, plans[1].out))
+            (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
+                                     for p, size in zip(plans, (h, w)))
+            grad_z = grad_output.new_zeros((n, hp, wp, sh, sw, c_out))
+            grad_cl = grad_output.permute(0, 2, 3, 1)
+            for a, b, rows_, cols_ in self._phase_slices(plans):
+                grad_z[:, rows_, cols_, a, b] = grad_cl[:, a::sh, b::sw]
+            grad_rows, grad_taps = shifted_conv_backward(
+                grad_z.view(-1, sh * sw * c_out), saved["rows"], wp, saved["taps"], (1, 1))
+            th, tw = grad_taps.shape[:2]
+            grad_phases = grad_taps.view(th, tw, c_in, sh, sw, c_out).permute(5, 2, 3, 4, 0, 1)
+            selection = phase_selection(plans, grad_taps.device, grad_taps.dtype)
+            grad_weight = (grad_phases.reshape(c_out * c_in, -1) @ selection).view(
+                self.weight.shape)
+            grad_bias = grad_output.sum((0, 2, 3))
+            grad_input = grad_rows.view(n, hp, wp, c_in)[:, top:top + h, left:left + w] \
+                .permute(0, 3, 1, 2)
         self.accumulate_grad("weight", grad_weight)
         if self.bias is not None:
             self.accumulate_grad("bias", grad_bias)
         return grad_input
 
+    def phase_taps(self, plans: tuple[PhasePlan, PhasePlan]) -> Tensor:
+        """(t_h, t_w, C_in, s_h·s_w·C_out): the summed kernels of all output phases (a, b),
+        taps[t, u, c, (a, b, o)] = Σ_{k,l} select_h[a, t, k]·select_w[b, u, l]·weight[o, c, k, l]."""
+        c_out, c_in, kh, kw = self.weight.shape
+        (sh, sw), (th, tw) = self.scale_factor, (plans[0].taps, plans[1].taps)
+        selection = phase_selection(plans, self.weight.device, self.weight.dtype)
+        phases = (self.weight.reshape(c_out * c_in, kh * kw) @ selection.t()).view(
+            c_out, c_in, sh, sw, th, tw)
+        return phases.permute(4, 5, 1, 2, 3, 0).reshape(th, tw, c_in, sh * sw * c_out)
+
     def phase_weight(self, plans: tuple[PhasePlan, PhasePlan]) -> Tensor:
         """(s_h·s_w·C_out, C_in, taps_h, taps_w): one summed kernel per output phase."""
-        sel_h, sel_w = (p.select.to(self.weight) for p in plans)
-        phase = torch.einsum("atk,bul,ockl->aboctu", sel_h, sel_w, self.weight)
-        return phase.reshape(-1, self.in_channels, plans[0].taps, plans[1].taps)
+        return self.phase_taps(plans).permute(3, 2, 0, 1)
 
     @staticmethod
     def _phase_slices(plans: tuple[PhasePlan, PhasePlan]):

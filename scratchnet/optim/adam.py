@@ -7,12 +7,17 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
+from ..im2col import check_impl
 from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
     """g = g + wd·p; m = β₁m + (1 − β₁)g; v = β₂v + (1 − β₂)g²;
-    p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)."""
+    p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
+
+    `impl = "fast"` (default) updates all parameters of a group at once with torch._foreach_*
+    ops; "reference" runs `update` on one parameter after the other. Both compute the same.
+    """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -22,16 +27,41 @@ class Adam(Optimizer):
                              f"weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay})
+        self.impl = "fast"
+
+    def step(self) -> None:
+        if self.impl == "reference":
+            return super().step()
+        check_impl(self.impl)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self.update_group(params, [self.state_of(p) for p in params], group)
+
+    def update_group(self, params: list[Tensor], states: list[dict[str, Any]],
+                     group: dict[str, Any]) -> None:
+        """`update` for a list of parameters: each line is one op on all of them."""
+        beta1, beta2 = group["betas"]
+        grads = [p.grad for p in params]
+        if group["weight_decay"] != 0:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        for p, state in zip(params, states):
+            advance(p, state)
+        m, v = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [math.sqrt(1 - beta2 ** s["step"]) for s in states])
+        torch._foreach_add_(denom, group["eps"])
+        torch._foreach_addcdiv_(params, m, denom,
+                                [-group["lr"] / (1 - beta1 ** s["step"]) for s in states])
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * p
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
+        advance(p, state)
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(grad, 1 - beta1)
@@ -39,3 +69,12 @@ class Adam(Optimizer):
         step_size = group["lr"] / (1 - beta1 ** t)
         denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
         p.addcdiv_(m, denom, value=-step_size)
+
+
+def advance(p: Tensor, state: dict[str, Any]) -> None:
+    """Count one more step, creating the moment estimates (zeros like p) at the first."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    state["step"] += 1

@@ -46,12 +46,16 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state.setdefault(p, {})
-                for key, value in state.items():
-                    if isinstance(value, Tensor) and value.dim() > 0 and (
-                            value.device != p.device or value.dtype != p.dtype):
-                        state[key] = value.to(device=p.device, dtype=p.dtype)
-                self.update(p, p.grad, state, group)
+                self.update(p, p.grad, self.state_of(p), group)
+
+    def state_of(self, p: Tensor) -> dict[str, Any]:
+        """p's state (created empty), its tensors moved to p's current device and dtype."""
+        state = self.state.setdefault(p, {})
+        for key, value in state.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and (
+                    value.device != p.device or value.dtype != p.dtype):
+                state[key] = value.to(device=p.device, dtype=p.dtype)
+        return state
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Change p in place from its gradient; `state` persists between steps."""

@@ -1,0 +1,4 @@
+"""`python -m scratchnet …`: see scratchnet/cli.py."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,367 @@
+"""`python -m scratchnet` (or `scratchnet`): build the data, train, evaluate, denoise, benchmark."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  python -m scratchnet data                              # data/train_data.pkl, data/val_data.pkl
+  python -m scratchnet data --from-folder ~/photos --dir data/photos
+  python -m scratchnet train --model unet --epochs 5 --out runs/unet.pth
+  python -m scratchnet train --model unet --epochs 8 --out runs/unet.pth --resume
+  python -m scratchnet evaluate                          # pretrained models vs. classical baselines
+  python -m scratchnet evaluate --checkpoint runs/unet.pth
+  python -m scratchnet denoise noisy.png clean.png --model unet
+  python -m scratchnet benchmark --quick
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (0 on success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "benchmark":
+        from .benchmark import main as benchmark_main
+
+        return benchmark_main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        print(f"scratchnet {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="scratchnet", formatter_class=formatter, epilog=EPILOG,
+        description="A Noise2Noise denoiser built on scratchnet, PyTorch's core rebuilt from "
+                    "scratch.")
+    parser.add_argument("--version", action="version", version=f"scratchnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, description: str, examples: str):
+        return sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                              epilog=examples, formatter_class=formatter)
+
+    p = command("data", "build the training and validation data files",
+                "Write DIR/train_data.pkl (two noisy copies of each 32×32 crop) and "
+                "DIR/val_data.pkl (noisy, clean) in the course's format, from images shipped with "
+                "scikit-image, scikit-learn and matplotlib, or from your own image folder. "
+                "Existing files are kept unless --force.",
+                "examples:\n  python -m scratchnet data\n"
+                "  python -m scratchnet data --n-train 2000 --n-val 200 --dir /tmp/small\n"
+                "  python -m scratchnet data --noise poisson --peak 20 --dir data/poisson --force\n"
+                "  python -m scratchnet data --from-folder ~/photos --dir data/photos")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="output folder (default: $SCRATCHNET_DATA_DIR, or data/ in the checkout)")
+    p.add_argument("--n-train", type=int, default=50_000, help="training pairs (default 50000)")
+    p.add_argument("--n-val", type=int, default=1_000, help="validation images (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--noise", default="gaussian", choices=_noise_models(),
+                   help="noise model (default gaussian)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="gaussian noise: standard deviation on the 0..255 scale (default 25)")
+    p.add_argument("--peak", type=float, default=None,
+                   help="poisson noise: photons at full brightness; fewer is noisier (default 40)")
+    p.add_argument("--amount", type=float, default=None,
+                   help="salt_pepper noise: fraction of values set to 0 or 255 (default 0.05)")
+    p.add_argument("--from-folder", type=Path, default=None, metavar="FOLDER",
+                   help="crop your own images (png, jpg, …, searched recursively) instead")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(run=run_data)
+
+    p = command("train", "train a denoiser, with checkpoints you can resume",
+                "Train on DATA_DIR/train_data.pkl (built first if absent), report the PSNR on "
+                "DATA_DIR/val_data.pkl after every epoch, and save a checkpoint after every epoch "
+                "(latest weights, optimizer state, history, and the best epoch's weights).",
+                "examples:\n  python -m scratchnet train --model course --epochs 10\n"
+                "  python -m scratchnet train --model unet --epochs 5 --out runs/unet.pth "
+                "--export unet.pth\n"
+                "  python -m scratchnet train --model unet --epochs 8 --out runs/unet.pth "
+                "--resume\n"
+                "  python -m scratchnet train --optimizer sgd --lr 0.05 --momentum 0.9 "
+                "--max-train 5000")
+    _model_args(p)
+    p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="optimizer (default adam)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
+    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
+    _data_args(p, train=True)
+    p.add_argument("--max-train", type=int, default=None, metavar="N",
+                   help="use only the first N training pairs")
+    p.add_argument("--augment", action="store_true",
+                   help="random flips/90° rotations of the training pairs")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, shuffling and augmentation (default 0)")
+    p.add_argument("--out", type=Path, default=None, metavar="CKPT",
+                   help="checkpoint file (default runs/<model>.pth)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from CKPT if it exists, up to --epochs epochs in all")
+    p.add_argument("--export", type=Path, default=None, metavar="PTH",
+                   help="also save the best weights as a bare state_dict (the format of "
+                        "scratchnet/weights/*.pth)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+    p = command("evaluate", "PSNR of denoisers and classical baselines on validation data",
+                "Print a table of PSNRs on (noisy, clean) validation pairs: the noisy input, "
+                "non-local means and total variation (their strength tuned on the first "
+                "--tune-on images), and each denoiser (the shipped weights by default).",
+                "examples:\n  python -m scratchnet evaluate\n"
+                "  python -m scratchnet evaluate --checkpoint runs/unet.pth --model course\n"
+                "  python -m scratchnet evaluate --val data/poisson/val_data.pkl --no-baselines")
+    p.add_argument("--model", action="append", choices=_model_names(), default=None,
+                   help="a model with the shipped weights (repeatable; default: all of them "
+                        "unless --checkpoint is given)")
+    p.add_argument("--checkpoint", action="append", type=Path, default=None, metavar="CKPT",
+                   help="a checkpoint written by train (repeatable); its best epoch is used")
+    _data_args(p, train=False)
+    p.add_argument("--max-val", type=int, default=None, metavar="N",
+                   help="use only the first N validation images")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip non-local means and total variation (they take a while)")
+    p.add_argument("--tune-on", type=int, default=200, metavar="N",
+                   help="images used to tune the baselines' strength (default 200)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
+    p.set_defaults(run=run_evaluate)
+
+    p = command("denoise", "denoise an image file",
+                "Denoise one image of any size: it is padded by reflection to a multiple of the "
+                "model's stride, denoised, and cropped back. Grey images come out as RGB.",
+                "examples:\n  python -m scratchnet denoise noisy.png denoised.png\n"
+                "  python -m scratchnet denoise photo.jpg out.png --model unet\n"
+                "  python -m scratchnet denoise photo.jpg out.png --checkpoint runs/unet.pth")
+    p.add_argument("input", type=Path, help="image file to read (png, jpg, …)")
+    p.add_argument("output", type=Path, help="image file to write; the format follows the suffix")
+    p.add_argument("--model", choices=_model_names(), default="unet",
+                   help="model with the shipped weights (default unet)")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="CKPT",
+                   help="use a checkpoint written by train instead")
+    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
+    p.set_defaults(run=run_denoise)
+
+    sub.add_parser("benchmark", add_help=False,
+                   help="time scratchnet against torch.nn (see: python -m scratchnet benchmark "
+                        "--help)")
+    return parser
+
+
+def _noise_models() -> tuple[str, ...]:
+    from .data.noise import NOISE_MODELS
+
+    return NOISE_MODELS
+
+
+def _model_names() -> list[str]:
+    from .models import MODELS
+
+    return sorted(MODELS)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=_model_names(), default="course",
+                   help="architecture (default course)")
+    p.add_argument("--channels", type=int, default=None,
+                   help="width: course channels (default 48), unet channels of the first level")
+    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
+
+
+def _data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder of train_data.pkl and val_data.pkl (default: as for data)")
+    if train:
+        p.add_argument("--train", type=Path, default=None, metavar="PKL",
+                       help="training pairs (default DATA_DIR/train_data.pkl)")
+    p.add_argument("--val", type=Path, default=None, metavar="PKL",
+                   help="validation pairs (default DATA_DIR/val_data.pkl)")
+
+
+def _data_files(args: argparse.Namespace, need_train: bool) -> tuple[Path | None, Path]:
+    """The training (when needed) and validation files: those given, else the default ones in
+    DATA_DIR, which are built first when absent."""
+    from .data import TRAIN_FILE, VAL_FILE, build_default_dataset, default_data_dir, save_pairs
+
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    train = getattr(args, "train", None) or data_dir / TRAIN_FILE
+    val = args.val or data_dir / VAL_FILE
+    build_train = need_train and getattr(args, "train", None) is None and not train.exists()
+    build_val = args.val is None and not val.exists()
+    if build_train or build_val:
+        print(f"building the default data set in {data_dir} (once; see python -m scratchnet "
+              "data --help)", file=sys.stderr)
+        (a, b), (noisy, clean) = build_default_dataset(50_000 if build_train else 0,
+                                                       1_000 if build_val else 0)
+        if build_train:
+            save_pairs(train, a, b)
+        if build_val:
+            save_pairs(val, noisy, clean)
+    return (train if need_train else None), val
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from .data import (
+        TRAIN_FILE,
+        VAL_FILE,
+        build_default_dataset,
+        dataset_from_folder,
+        default_data_dir,
+        save_pairs,
+    )
+
+    data_dir = args.dir if args.dir is not None else default_data_dir()
+    targets = {"train": data_dir / TRAIN_FILE, "val": data_dir / VAL_FILE}
+    todo = {k: p for k, p in targets.items() if args.force or not p.exists()}
+    for p in targets.values():
+        if p not in todo.values():
+            print(f"{p} exists; kept (use --force to rebuild it)")
+    if not todo:
+        return 0
+    noise_kw = {k: v for k, v in (("sigma", None if args.sigma is None else args.sigma / 255),
+                                  ("peak", args.peak), ("amount", args.amount)) if v is not None}
+    sizes = (args.n_train if "train" in todo else 0, args.n_val if "val" in todo else 0)
+    if args.from_folder is not None:
+        pairs = dataset_from_folder(args.from_folder, *sizes, args.seed, args.noise, **noise_kw)
+    else:
+        pairs = build_default_dataset(*sizes, args.seed, args.noise, **noise_kw)
+    for (key, path), (a, b) in zip(targets.items(), pairs):
+        if key in todo:
+            save_pairs(path, a, b)
+            print(f"wrote {path}: {len(a)} pairs of {tuple(a.shape[1:])} uint8 images")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_pairs
+    from .models import build_model
+    from .optim import SGD, Adam
+    from .train import fit
+
+    train_path, val_path = _data_files(args, need_train=True)
+    train_pairs, val_pairs = load_pairs(train_path), load_pairs(val_path)
+    torch.manual_seed(args.seed)
+    kwargs = {} if args.channels is None else {"channels": args.channels}
+    model = build_model(args.model, **kwargs)
+    if args.optimizer == "adam":
+        optimizer = Adam(model.parameters(), lr=1e-3 if args.lr is None else args.lr)
+    else:
+        optimizer = SGD(model.parameters(), lr=0.05 if args.lr is None else args.lr,
+                        momentum=args.momentum)
+    out = args.out if args.out is not None else Path("runs") / f"{args.model}.pth"
+    print(f"training {args.model} ({sum(p.numel() for p in model.parameters())} parameters) on "
+          f"{min(len(train_pairs[0]), args.max_train or len(train_pairs[0]))} pairs from "
+          f"{train_path}, validating on {len(val_pairs[0])} images from {val_path}")
+    try:
+        history = fit(model, train_pairs, val_pairs, epochs=args.epochs,
+                      batch_size=args.batch_size, optimizer=optimizer, device=args.device,
+                      checkpoint=out, resume=args.resume, seed=args.seed, augment=args.augment,
+                      progress=not args.no_progress, max_train=args.max_train)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {out} holds the last finished epoch (if any): add --resume to "
+              "continue from it", file=sys.stderr)
+        return 130
+    print(history)
+    print(f"checkpoint: {out}")
+    if args.export is not None:
+        from .train import atomic_save, load_checkpoint
+
+        atomic_save(load_checkpoint(out)["best_model"], args.export)
+        print(f"best weights (epoch {history.best_epoch}): {args.export}")
+    return 0
+
+
+def load_denoiser(name: str | None, checkpoint: Path | None):
+    """→ (label, model) from a checkpoint's best epoch, or the shipped weights of `name`."""
+    from .course import pretrained_state_dict
+    from .models import build_model
+    from .train import load_checkpoint
+
+    if checkpoint is None:
+        model = build_model(name)
+        model.load_state_dict(pretrained_state_dict(name))
+        return f"{name} (shipped weights)", model
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt["spec"] is None:
+        raise ValueError(f"{checkpoint} does not say which model it holds (spec is None)")
+    model = build_model(ckpt["spec"]["name"], **ckpt["spec"]["kwargs"])
+    model.load_state_dict(ckpt["best_model"])
+    return f"{ckpt['spec']['name']} ({checkpoint}, epoch {ckpt['history']['best_epoch']})", model
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_pairs
+    from .train import evaluate_psnr, resolve_device
+
+    _, val_path = _data_files(args, need_train=False)
+    noisy, clean = load_pairs(val_path)
+    if args.max_val is not None:
+        noisy, clean = noisy[:args.max_val], clean[:args.max_val]
+    names = args.model if args.model or args.checkpoint else _model_names()
+    denoisers = [load_denoiser(n, None) for n in names]
+    denoisers += [load_denoiser(None, c) for c in args.checkpoint or []]
+    device = resolve_device(args.device)
+    rows: list[tuple[str, float, str]] = []
+    if args.no_baselines:
+        from .metrics import psnr
+
+        rows.append(("noisy input", float(psnr(noisy.float() / 255, clean.float() / 255)), ""))
+    else:
+        from .baselines import evaluate_baselines
+
+        for method, result in evaluate_baselines(noisy, clean, tune_on=args.tune_on).items():
+            notes = ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k != "psnr")
+            rows.append((method, result["psnr"], notes))
+    for label, model in denoisers:
+        rows.append((label, evaluate_psnr(model.to(device), noisy, clean, device=device), ""))
+    print(f"{len(noisy)} validation images from {val_path}\n")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'method':<{width}}  PSNR (dB)  notes")
+    for label, value, notes in rows:
+        print(f"{label:<{width}}  {value:9.2f}  {notes}".rstrip())
+    return 0
+
+
+def run_denoise(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .data import read_image
+    from .grad_mode import no_grad
+    from .models import pad_to_multiple
+    from .train import resolve_device
+
+    _, model = load_denoiser(args.model, args.checkpoint)
+    device = resolve_device(args.device)
+    model.to(device).eval()
+    image = read_image(args.input)                                   # uint8 (3, H, W)
+    h, w = image.shape[1:]
+    x = pad_to_multiple(image[None].to(device, torch.float32) / 255, model.multiple)
+    with no_grad():
+        y = model(x).clamp(0, 1)[0, :, :h, :w]
+    array = (y * 255).round().to("cpu", torch.uint8).permute(1, 2, 0).numpy()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.stem}.",
+                               suffix=args.output.suffix)
+    os.close(fd)
+    try:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp)
+        os.replace(tmp, args.output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"{args.input} ({w}×{h}) → {args.output}")
+    return 0

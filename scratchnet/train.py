@@ -1,0 +1,259 @@
+"""`fit`: the training loop around a scratchnet model — batches, MSE, optimizer steps, validation
+PSNR, a progress bar, checkpoints that can be resumed, and a clean stop when the loss diverges.
+
+Images enter as uint8 or float tensors (N, 3, H, W) in 0..255, as in the course; the model sees
+float32 in [0, 1]. Each epoch's shuffle and augmentation are drawn from (seed, epoch) by
+`PairLoader`, so a run resumed from its checkpoint after epoch k repeats exactly what an
+uninterrupted run would have done (on the CPU).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .data.loader import PairLoader
+from .grad_mode import no_grad
+from .loss import MSELoss
+from .metrics import psnr
+from .module import Module
+from .optim import Adam, Optimizer
+from .validation import shape_str
+
+Pairs = tuple[Tensor, Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite. `epoch` (1-based) and `batch` say where; the
+    checkpoint file, if any, still holds the last epoch that finished with a finite loss."""
+
+    def __init__(self, message: str, epoch: int, batch: int, history: History) -> None:
+        super().__init__(message)
+        self.epoch, self.batch, self.history = epoch, batch, history
+
+
+@dataclass
+class History:
+    """Per-epoch results: `train_loss[i]` (mean MSE of epoch i + 1), `val_psnr[i]` (dB; empty
+    without validation data), `seconds[i]` (wall time, validation included); `best_psnr` and its
+    1-based `best_epoch` (0: none yet; without validation data the best epoch is the last one
+    and best_psnr is NaN)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_psnr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_psnr: float = -math.inf
+    best_epoch: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def __str__(self) -> str:
+        rows = [f"epoch {i + 1:3d}  loss {loss:.5f}"
+                + (f"  val PSNR {self.val_psnr[i]:.2f} dB" if i < len(self.val_psnr) else "")
+                + f"  {self.seconds[i]:.1f} s" for i, loss in enumerate(self.train_loss)]
+        if self.val_psnr:
+            rows.append(f"best: {self.best_psnr:.2f} dB at epoch {self.best_epoch}")
+        return "\n".join(rows)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' → CUDA when available, else the CPU; anything else → torch.device(device)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_pairs(pairs: Any, where: str) -> Pairs:
+    """Raise ValueError unless `pairs` is (a, b): two tensors of one shape (N, 3, H, W), uint8 or
+    floating point (values in 0..255)."""
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 2 \
+            or not all(isinstance(t, Tensor) for t in pairs):
+        raise ValueError(f"{where}: expected a pair (inputs, targets) of tensors")
+    a, b = pairs
+    for t in (a, b):
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise ValueError(f"{where}: expected images of shape (N, 3, H, W), got "
+                             f"{shape_str(t.shape)}")
+        if t.dtype != torch.uint8 and not t.is_floating_point():
+            raise ValueError(f"{where}: expected uint8 or float images in 0..255, got {t.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(f"{where}: inputs {shape_str(a.shape)} and targets {shape_str(b.shape)} "
+                         "differ in shape")
+    if len(a) == 0:
+        raise ValueError(f"{where}: no images")
+    return a, b
+
+
+def evaluate_psnr(model: Module, noisy: Tensor, clean: Tensor, batch_size: int = 256,
+                  device: torch.device | str | None = None) -> float:
+    """Mean PSNR (dB, images scaled to [0, 1]) of model(noisy) against clean, both (N, 3, H, W)
+    uint8 or float in 0..255; outputs are clipped to [0, 1]; computed in `no_grad()`,
+    `batch_size` images at a time."""
+    noisy, clean = check_pairs((noisy, clean), "evaluate_psnr")
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with no_grad():
+        for x, y in PairLoader(noisy, clean, batch_size, shuffle=False, device=device):
+            total += float(psnr(model(x).clamp(0, 1), y)) * len(x)
+    model.train(was_training)
+    return total / len(noisy)
+
+
+def _cpu_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save(obj) into a temporary file next to `path`, then rename it over `path`: readers
+    see the old file or the new one, never half of one. The file gets the usual permissions
+    (0666 minus the umask), not mkstemp's private 0600."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint written by `fit` (tensors and plain data only: weights_only=True), on the CPU.
+
+    Keys: model (weights after the last epoch), best_model (weights of the best epoch), optimizer,
+    optimizer_class, epoch (epochs done), history (a dict of History's fields), spec ({"name",
+    "kwargs"} for `build_model`, or None).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_checkpoint: no such file: {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    keys = {"model", "best_model", "optimizer", "optimizer_class", "epoch", "history", "spec"}
+    if not isinstance(ckpt, dict) or not keys <= set(ckpt):
+        raise ValueError(f"load_checkpoint: {path} is not a checkpoint written by scratchnet.fit")
+    return ckpt
+
+
+def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epochs: int = 10,
+        batch_size: int = 32, optimizer: Optimizer | None = None, device: str | torch.device =
+        "auto", checkpoint: str | os.PathLike | None = None, resume: bool = False, seed: int = 0,
+        augment: bool = False, progress: bool = True, max_train: int | None = None,
+        callback: Callable[[History], None] | None = None, val_batch_size: int = 256) -> History:
+    """Train `model` to map train_pairs[0] to train_pairs[1] with MSE (Noise2Noise: two noisy
+    copies); after each epoch measure the PSNR on val_pairs = (noisy, clean).
+
+    train_pairs, val_pairs: (a, b), each (N, 3, H, W), uint8 or float in 0..255.
+    optimizer: default Adam(model.parameters(), lr=1e-3). device: 'auto' picks CUDA when available;
+    the model is moved there in place. max_train: use only the first max_train training pairs.
+    checkpoint: after every epoch, atomically write the model, optimizer and history there (see
+    `load_checkpoint`), with the weights of the best validation epoch (the last epoch when there
+    is no validation data). resume: start from that checkpoint (when it exists), at the epoch
+    after the one it holds, and train until `epochs` epochs are done in all.
+    callback(history) runs after each epoch (e.g. to draw live loss/PSNR curves in a notebook).
+    Raises TrainingDiverged as soon as the loss is NaN/inf; the checkpoint keeps the last good
+    epoch.
+    """
+    a, b = check_pairs(train_pairs, "fit: train_pairs")
+    if max_train is not None:
+        a, b = a[:max_train], b[:max_train]
+    if val_pairs is not None:
+        val_pairs = check_pairs(val_pairs, "fit: val_pairs")
+    if batch_size < 1 or epochs < 0:
+        raise ValueError(f"fit: batch_size ({batch_size}) must be ≥ 1 and epochs ({epochs}) ≥ 0")
+    if resume and checkpoint is None:
+        raise ValueError("fit: resume=True needs the checkpoint path to resume from")
+    device = resolve_device(device)
+    model.to(device)
+    if optimizer is None:
+        optimizer = Adam(model.parameters(), lr=1e-3)
+    spec = getattr(model, "spec", None)
+    history, start = History(), 0
+    best_state = _cpu_state(model.state_dict())
+    if resume and Path(checkpoint).exists():
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.get("spec") != spec:
+            raise ValueError(f"fit: the checkpoint {checkpoint} is for the model "
+                             f"{ckpt.get('spec')}, not {spec}")
+        if ckpt["optimizer_class"] != type(optimizer).__name__:
+            raise ValueError(f"fit: the checkpoint {checkpoint} was trained with "
+                             f"{ckpt['optimizer_class']}, not {type(optimizer).__name__}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history = History(**ckpt["history"])
+        best_state = ckpt["best_model"]
+        start = ckpt["epoch"]
+    crit = MSELoss()
+    loader = PairLoader(a, b, batch_size, shuffle=True, device=device, augment=augment, seed=seed)
+    loader.epoch = start
+    for epoch in range(start, epochs):
+        began = time.perf_counter()
+        loss_sum = 0.0
+        bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", progress)
+        model.train()
+        for i, (x, y) in enumerate(loader):
+            loss = float(crit(model(x), y))
+            if not math.isfinite(loss):
+                bar.close()
+                kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch
+                        else "no checkpoint was written")
+                raise TrainingDiverged(
+                    f"fit: the training loss became {loss} at epoch {epoch + 1}, batch {i + 1}; "
+                    f"{kept}. Lower the learning rate (or check the data for NaN/inf) and "
+                    "train again.", epoch + 1, i + 1, history)
+            optimizer.zero_grad()
+            model.backward(crit.backward())
+            optimizer.step()
+            loss_sum += loss * len(x)
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+        history.train_loss.append(loss_sum / len(a))
+        summary = {"loss": f"{history.train_loss[-1]:.5f}"}
+        if val_pairs is not None:
+            history.val_psnr.append(evaluate_psnr(model, *val_pairs, val_batch_size, device))
+            summary["val PSNR"] = f"{history.val_psnr[-1]:.2f} dB"
+        history.seconds.append(time.perf_counter() - began)
+        if val_pairs is None or history.val_psnr[-1] > history.best_psnr:
+            history.best_psnr = history.val_psnr[-1] if val_pairs is not None else math.nan
+            history.best_epoch = epoch + 1
+            best_state = _cpu_state(model.state_dict())
+        bar.set_postfix(summary, refresh=False)
+        bar.close()
+        if checkpoint is not None:
+            atomic_save({"model": _cpu_state(model.state_dict()), "best_model": best_state,
+                         "optimizer": optimizer.state_dict(),
+                         "optimizer_class": type(optimizer).__name__, "epoch": epoch + 1,
+                         "history": asdict(history), "spec": spec}, checkpoint)
+        if callback is not None:
+            callback(history)
+    return history
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm.auto bar (a widget in notebooks, text in terminals); a silent one when disabled."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="batch", dynamic_ncols=True)

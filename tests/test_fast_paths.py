@@ -1,0 +1,290 @@
+"""Every fast path computes what the straightforward formulation computes (float64, Hypothesis-drawn
+shapes including non-square and odd sizes, several memory layouts), and what torch computes:
+
+- im2col / col2im: one strided copy, rows in (C, kh, kw) or channels-last (kh, kw, C) order, and a
+  single copy (no additions) when windows do not overlap — against F.unfold / F.fold;
+- shifted_conv: a stride-1 convolution as matrix products of shifted row ranges, no patch matrix
+  — against torch's conv2d and autograd;
+- Conv2d and Upsampling (the phase decomposition), impl "fast" against "reference" against torch;
+- ReLU's derivative sign(y) against the indicator y > 0;
+- Adam's torch._foreach_* step against its per-parameter step and torch.optim.Adam;
+- one whole train step of the course network, fast against reference against torch.
+The benchmark that measures these paths runs in its --quick form.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import adam_kwargs, make_tensor, seeds, tensors
+from torch.testing import assert_close
+
+import scratchnet as sn
+from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
+from scratchnet.models import course_denoiser
+
+TOL = {"rtol": 1e-10, "atol": 1e-10}
+LAYOUTS = ("contiguous", "channels_last", "strided", "transposed")
+
+
+def pairs(low: int, high: int) -> st.SearchStrategy:
+    return st.tuples(st.integers(low, high), st.integers(low, high))
+
+
+@st.composite
+def lowerings(draw: st.DrawFn) -> dict:
+    """kernel, stride, padding, dilation and an input (N, C, H, W) with H ≠ W, at least one
+    output pixel; stride = kernel (windows that tile the input) is drawn often."""
+    kernel = draw(pairs(1, 3), label="kernel")
+    stride = draw(st.one_of(st.just(kernel), pairs(1, 4)), label="stride")
+    padding, dilation = draw(pairs(0, 2), label="padding"), draw(pairs(1, 2), label="dilation")
+    low = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(kernel, padding, dilation)]
+    h = draw(st.integers(low[0], low[0] + 6), label="H")
+    w = draw(st.integers(low[1], low[1] + 6).filter(lambda w: w != h), label="W")
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w)
+    return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation,
+            "shape": shape}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@given(cfg=lowerings(), layout=st.sampled_from(LAYOUTS), seed=seeds)
+def test_im2col_and_col2im_equal_unfold_and_fold(channels_last, cfg, layout, seed):
+    args = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"])
+    x = make_tensor(cfg["shape"], seed, layout)
+    fast = im2col(x, *args, impl="fast", channels_last=channels_last)
+    assert_close(fast, im2col(x, *args, impl="reference", channels_last=channels_last),
+                 rtol=0, atol=0)
+    cols = make_tensor(tuple(fast.shape), seed + 1)
+    back = col2im(cols, cfg["shape"], *args, impl="fast", channels_last=channels_last)
+    assert_close(back, col2im(cols, cfg["shape"], *args, impl="reference",
+                              channels_last=channels_last), **TOL)
+
+
+@given(cfg=lowerings(), seed=seeds)
+def test_channels_last_rows_are_a_column_permutation(cfg, seed):
+    """Row r of the channels-last matrix holds the values of row r, (kh, kw, C) instead of
+    (C, kh, kw): what `weight.permute(0, 2, 3, 1)` pairs with."""
+    args = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"])
+    x = make_tensor(cfg["shape"], seed)
+    c, (kh, kw) = cfg["shape"][1], cfg["kernel"]
+    plain = im2col(x, *args)
+    reordered = plain.view(-1, c, kh, kw).permute(0, 2, 3, 1).reshape(plain.shape)
+    assert torch.equal(im2col(x, *args, channels_last=True), reordered)
+
+
+@st.composite
+def shifted_convs(draw: st.DrawFn) -> dict:
+    kernel, dilation = draw(pairs(1, 3), label="kernel"), draw(pairs(1, 2), label="dilation")
+    low = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    return {"kernel": kernel, "dilation": dilation,
+            "size": (draw(st.integers(low[0], low[0] + 5)), draw(st.integers(low[1], low[1] + 5))),
+            "n": draw(st.integers(1, 3)), "c_in": draw(st.integers(1, 4)),
+            "c_out": draw(st.integers(1, 4)), "bias": draw(st.booleans())}
+
+
+@given(cfg=shifted_convs(), seed=seeds)
+def test_shifted_conv_is_a_stride_1_convolution(cfg, seed):
+    """Forward on the output pixels, and both gradients, against torch's conv2d + autograd."""
+    (kh, kw), (dh, dw), (hp, wp) = cfg["kernel"], cfg["dilation"], cfg["size"]
+    n, c_in, c_out = cfg["n"], cfg["c_in"], cfg["c_out"]
+    ho, wo = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    rows = make_tensor((n * hp * wp, c_in), seed)
+    taps = make_tensor((kh, kw, c_in, c_out), seed + 1)
+    bias = make_tensor((c_out,), seed + 2) if cfg["bias"] else None
+    grad_valid = make_tensor((n, ho, wo, c_out), seed + 3)
+
+    out = shifted_conv(rows, wp, taps, bias, (dh, dw)).view(n, hp, wp, c_out)
+    grad = torch.zeros(n, hp, wp, c_out, dtype=torch.float64)
+    grad[:, :ho, :wo] = grad_valid
+    grad_rows, grad_taps = shifted_conv_backward(grad.view(-1, c_out), rows, wp, taps, (dh, dw))
+
+    with torch.enable_grad():
+        xt = rows.view(n, hp, wp, c_in).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+        wt = taps.permute(3, 2, 0, 1).contiguous().requires_grad_(True)
+        yt = F.conv2d(xt, wt, bias, dilation=(dh, dw))
+        yt.backward(grad_valid.permute(0, 3, 1, 2))
+    assert_close(out[:, :ho, :wo], yt.detach().permute(0, 2, 3, 1), **TOL)
+    assert_close(grad_rows.view(n, hp, wp, c_in), xt.grad.permute(0, 2, 3, 1), **TOL)
+    assert_close(grad_taps, wt.grad.permute(2, 3, 1, 0), **TOL)
+
+
+def train_once(layer: sn.Module, x: torch.Tensor, grad: torch.Tensor, impl: str) -> list:
+    """[output, input gradient, every parameter gradient] with every layer's impl set."""
+    for m in layer.modules():
+        if "impl" in vars(m):
+            m.impl = impl
+    layer.zero_grad()
+    y = layer(x)
+    return [y, layer.backward(grad)] + [p.grad.clone() for p in layer.parameters()]
+
+
+def torch_grads(layer: sn.Module, x: torch.Tensor, grad: torch.Tensor) -> list:
+    twin = sn.to_torch(layer)
+    with torch.enable_grad():
+        xt = x.clone().requires_grad_(True)
+        yt = twin(xt)
+        yt.backward(grad)
+    return [yt.detach(), xt.grad] + [p.grad for p in twin.parameters()]
+
+
+def assert_fast_reference_torch_agree(layer: sn.Module, x: torch.Tensor, seed: int) -> None:
+    with sn.no_grad():
+        shape = tuple(layer(x).shape)
+    grad = make_tensor(shape, seed, "channels_last" if len(shape) == 4 else "contiguous")
+    fast = train_once(layer, x, grad, "fast")
+    reference = train_once(layer, x, grad, "reference")
+    names = ["output", "grad input"] + [f"grad {n}" for n, _ in layer.named_parameters()]
+    for name, a, b, c in zip(names, fast, reference, torch_grads(layer, x, grad), strict=True):
+        assert_close(a, b, **TOL, msg=lambda m, n=name: f"fast vs reference, {n}: {m}")
+        assert_close(a, c, **TOL, msg=lambda m, n=name: f"fast vs torch, {n}: {m}")
+
+
+@st.composite
+def conv_layers(draw: st.DrawFn) -> tuple[sn.Conv2d, tuple[int, ...]]:
+    """Conv2d with any hyper-parameters (groups too); stride = kernel, as in the course, often."""
+    groups = draw(st.sampled_from([1, 1, 2]), label="groups")
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    cfg = draw(lowerings())
+    layer = sn.Conv2d(c_in, c_out, cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"],
+                      groups, bias=draw(st.booleans()), dtype=torch.float64)
+    return layer, (cfg["shape"][0], c_in, *cfg["shape"][2:])
+
+
+@st.composite
+def upsampling_layers(draw: st.DrawFn) -> tuple[sn.Upsampling, tuple[int, ...]]:
+    """Upsampling with non-square scales, kernels and paddings; stride and dilation 1 (the phase
+    decomposition) unless drawn otherwise."""
+    kernel, scale = draw(pairs(1, 4), label="kernel"), draw(pairs(1, 3), label="scale")
+    padding = draw(pairs(0, 2), label="padding")
+    stride = draw(st.one_of(st.just((1, 1)), pairs(1, 2)), label="stride")
+    dilation = draw(st.one_of(st.just((1, 1)), pairs(1, 2)), label="dilation")
+    low = [max(1, -(-(d * (k - 1) + 1 - 2 * p) // s))
+           for k, s, p, d in zip(kernel, scale, padding, dilation)]
+    h = draw(st.integers(low[0], low[0] + 4), label="H")
+    w = draw(st.integers(low[1], low[1] + 4).filter(lambda w: w != h), label="W")
+    c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    layer = sn.Upsampling(c_in, c_out, kernel, scale, stride, padding, dilation,
+                          bias=draw(st.booleans()), dtype=torch.float64)
+    return layer, (draw(st.integers(1, 3)), c_in, h, w)
+
+
+@given(drawn=conv_layers(), layout=st.sampled_from(LAYOUTS), seed=seeds)
+def test_conv2d_fast_equals_reference_and_torch(drawn, layout, seed):
+    layer, shape = drawn
+    assert_fast_reference_torch_agree(layer, make_tensor(shape, seed, layout), seed + 1)
+
+
+@given(drawn=upsampling_layers(), layout=st.sampled_from(LAYOUTS), seed=seeds)
+def test_upsampling_fast_equals_reference_and_torch(drawn, layout, seed):
+    layer, shape = drawn
+    assert_fast_reference_torch_agree(layer, make_tensor(shape, seed, layout), seed + 1)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (sn.Conv2d(3, 8, 2, stride=2), (2, 3, 10, 6)),
+    (sn.Conv2d(8, 8, 2, stride=2), (2, 8, 5, 7)),
+    (sn.Upsampling(8, 8, 3, padding=1), (2, 8, 3, 5)),
+    (sn.Upsampling(8, 3, 3, padding=1), (2, 8, 6, 1)),
+], ids=["course conv 1", "course conv 2, odd size", "course upsampling 1", "course upsampling 2"])
+def test_course_layers_fast_equal_reference_and_torch(layer, shape):
+    assert_fast_reference_torch_agree(layer.double(), make_tensor(shape, 0, "channels_last"), 1)
+
+
+@given(x=tensors((2, 3, 4, 5)), g=tensors((2, 3, 4, 5)))
+def test_relu_derivative_is_the_indicator_of_a_positive_output(x, g):
+    x = torch.where(x.abs() < 0.3, torch.zeros_like(x), x)          # exact zeros: derivative 0
+    relu = sn.ReLU()
+    y = relu(x)
+    assert torch.equal(relu.backward(g), g * (y > 0).to(g.dtype))
+    with torch.enable_grad():
+        xt = x.clone().requires_grad_(True)
+        torch.relu(xt).backward(g)
+    assert torch.equal(relu.backward(g), xt.grad)
+
+
+def adam_problem(seed: int, kwargs: dict) -> tuple[list[torch.Tensor], list[dict]]:
+    """Parameters of several shapes in two groups (the second with its own lr)."""
+    params = [make_tensor(shape, seed + i) for i, shape in enumerate([(3, 2, 2, 2), (3,), (4, 5),
+                                                                       (1,)])]
+    return params, [{"params": params[:3]}, {"params": params[3:], "lr": kwargs["lr"] / 2}]
+
+
+@given(kwargs=adam_kwargs(), seed=seeds)
+def test_adam_foreach_step_equals_per_parameter_step_and_torch(kwargs, seed):
+    """Over several steps in which some parameters have no gradient (their step counts differ)."""
+    runs = {}
+    for impl in ("fast", "reference"):
+        params, groups = adam_problem(seed, kwargs)
+        opt = sn.Adam(groups, **kwargs)
+        opt.impl = impl
+        runs[impl] = (params, opt)
+    params_t, groups_t = adam_problem(seed, kwargs)
+    params_t = [p.requires_grad_(True) for p in params_t]
+    opt_t = torch.optim.Adam([{**g, "params": params_t[:3] if i == 0 else params_t[3:]}
+                              for i, g in enumerate(groups_t)], **kwargs)
+    for step in range(6):
+        grads = [None if (step + i) % 3 == 2 else make_tensor(tuple(p.shape), seed + 10 * step + i)
+                 for i, p in enumerate(params_t)]
+        for params, opt in runs.values():
+            for p, g in zip(params, grads):
+                p.grad = None if g is None else g.clone()
+            opt.step()
+        for p, g in zip(params_t, grads):
+            p.grad = None if g is None else g.clone()
+        with torch.no_grad():
+            opt_t.step()
+        for p_fast, p_ref, p_t in zip(runs["fast"][0], runs["reference"][0], params_t):
+            assert_close(p_fast, p_ref, rtol=1e-14, atol=1e-15)
+            assert_close(p_fast, p_t.detach(), **TOL)
+    fast_state = runs["fast"][1].state_dict()["state"]
+    assert fast_state.keys() == runs["reference"][1].state_dict()["state"].keys()
+    assert [s["step"] for s in fast_state.values()] == \
+        [s["step"] for s in runs["reference"][1].state_dict()["state"].values()]
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_course_network_train_step_equals_torch(impl):
+    """One whole train step (forward, MSE, backward, Adam): fast and reference against torch."""
+    torch.manual_seed(0)
+    model = course_denoiser(channels=6).double()
+    twin = sn.to_torch(model)
+    for m in model.modules():
+        if "impl" in vars(m):
+            m.impl = impl
+    x, target = make_tensor((3, 3, 12, 20), 1).sigmoid(), make_tensor((3, 3, 12, 20), 2).sigmoid()
+    opt = sn.Adam(model.parameters(), lr=1e-2)
+    opt.impl = impl
+    crit = sn.MSELoss()
+    loss = crit(model(x), target)
+    model.backward(crit.backward())
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.step()
+    opt_t = torch.optim.Adam(twin.parameters(), lr=1e-2)
+    with torch.enable_grad():
+        loss_t = F.mse_loss(twin(x), target)
+        loss_t.backward()
+    opt_t.step()
+    assert_close(loss, loss_t.detach(), **TOL)
+    for (name, p), g, q in zip(model.named_parameters(), grads, twin.parameters(), strict=True):
+        assert_close(g, q.grad, **TOL, msg=lambda m, n=name: f"grad {n}: {m}")
+        assert_close(p, q.detach(), **TOL, msg=lambda m, n=name: f"{n} after Adam: {m}")
+
+
+def test_benchmark_quick_run_prints_every_table():
+    """In a subprocess: the benchmark pins the process's malloc thresholds (pin_malloc)."""
+    out = subprocess.run([sys.executable, "-m", "scratchnet", "benchmark", "--quick"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    for title in ("Train step", "Per layer, batch 4", "Inference peak memory", "torch "):
+        assert title in out
+    tables = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+              if line.startswith("|")]
+    (cells,) = [row for row in tables if row[0] == "4"]
+    sn_ms, torch_ms, ratio = float(cells[1]), float(cells[2]), float(cells[3])
+    assert sn_ms > 0 and torch_ms > 0 and ratio == pytest.approx(sn_ms / torch_ms, rel=0.03)
+    layer_rows = [line for line in out.splitlines() if line.startswith(("| 0 Conv2d", "| 6 Ups"))]
+    assert len(layer_rows) == 2
