@@ -1,5 +1,6 @@
 # make run   — set up .venv and execute the whole notebook series (results in build/notebooks/)
-# make test  — set up .venv and run the unit tests and the notebooks (nbval)
+# make test  — set up .venv and run the unit tests and the notebooks (nbval); the committed
+#              notebook outputs are the CPU path's, so the tests hide any GPU
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -26,7 +27,7 @@ run: setup
 	@echo "Executed $(words $(NOTEBOOKS)) notebooks into build/notebooks/"
 
 test: setup
-	env -u MPLBACKEND $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
+	env -u MPLBACKEND CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
 lab: setup
@@ -37,7 +38,7 @@ data: setup
 
 # Re-execute the committed notebooks in place (after changing code or a notebook).
 notebooks: setup
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
+	env -u MPLBACKEND CUDA_VISIBLE_DEVICES= $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
 	    --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 	$(BIN)/python tools/strip_timing.py $(NOTEBOOKS)
 

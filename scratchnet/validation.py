@@ -16,19 +16,18 @@ def shape_str(shape: tuple[int, ...]) -> str:
 def expect_input(module: "Module", x: Tensor, dims: int, channels: int | None = None,
                  channel_dim: int = 1) -> None:
     """Raise ValueError unless x is a tensor of rank `dims` with `channels` at `channel_dim`."""
-    name = module._short_repr()
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{module._short_repr()}: expected a torch.Tensor, got {type(x).__name__}")
     if x.dim() != dims:
-        raise ValueError(f"{name}: expected a {dims}-D input, got input of shape {shape_str(x.shape)}")
+        raise ValueError(f"{module._short_repr()}: expected a {dims}-D input, got input of shape {shape_str(x.shape)}")
     if channels is not None and x.shape[channel_dim] != channels:
         raise ValueError(
-            f"{name}: expected input with {channels} channels, got input of shape {shape_str(x.shape)}"
+            f"{module._short_repr()}: expected input with {channels} channels, got input of shape {shape_str(x.shape)}"
         )
     weight = module._parameters.get("weight")
     if weight is not None and (x.dtype != weight.dtype or x.device != weight.device):
         raise ValueError(
-            f"{name}: input is {x.dtype} on {x.device} but the weight is {weight.dtype} on "
+            f"{module._short_repr()}: input is {x.dtype} on {x.device} but the weight is {weight.dtype} on "
             f"{weight.device}; move one with .to()"
         )
 
