@@ -191,7 +191,8 @@ def _data_args(p: argparse.ArgumentParser, train: bool) -> None:
 def _data_files(args: argparse.Namespace, need_train: bool) -> tuple[Path | None, Path]:
     """The training (when needed) and validation files: those given, else the default ones in
     DATA_DIR, which are built first when absent."""
-    from .data import TRAIN_FILE, VAL_FILE, build_default_dataset, default_data_dir, save_pairs
+    from .data import TRAIN_FILE, VAL_FILE, default_data_dir
+    from .data.paths import build_missing
 
     data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     train = getattr(args, "train", None) or data_dir / TRAIN_FILE
@@ -201,12 +202,7 @@ def _data_files(args: argparse.Namespace, need_train: bool) -> tuple[Path | None
     if build_train or build_val:
         print(f"building the default data set in {data_dir} (once; see python -m scratchnet "
               "data --help)", file=sys.stderr)
-        (a, b), (noisy, clean) = build_default_dataset(50_000 if build_train else 0,
-                                                       1_000 if build_val else 0)
-        if build_train:
-            save_pairs(train, a, b)
-        if build_val:
-            save_pairs(val, noisy, clean)
+        build_missing(train if build_train else None, val if build_val else None)
     return (train if need_train else None), val
 
 

@@ -31,7 +31,16 @@ def ensure_data(data_dir: str | os.PathLike | None = None, n_train: int = 50_000
     `build_default_dataset` and saved; an existing file (e.g. the course's) is never touched."""
     data_dir = default_data_dir() if data_dir is None else Path(data_dir)
     train, val = data_dir / TRAIN_FILE, data_dir / VAL_FILE
-    need_train, need_val = not train.exists(), not val.exists()
+    build_missing(train, val, n_train, n_val, seed, noise, **noise_kw)
+    return train, val
+
+
+def build_missing(train: Path | None, val: Path | None, n_train: int = 50_000,
+                  n_val: int = 1_000, seed: int = 0, noise: str = "gaussian",
+                  **noise_kw: float) -> None:
+    """Build the default set into whichever of `train`, `val` is given and does not exist yet."""
+    need_train = train is not None and not train.exists()
+    need_val = val is not None and not val.exists()
     if need_train or need_val:
         (noisy_1, noisy_2), (noisy_val, clean_val) = build_default_dataset(
             n_train if need_train else 0, n_val if need_val else 0, seed, noise, **noise_kw)
@@ -39,4 +48,3 @@ def ensure_data(data_dir: str | os.PathLike | None = None, n_train: int = 50_000
             save_pairs(train, noisy_1, noisy_2)
         if need_val:
             save_pairs(val, noisy_val, clean_val)
-    return train, val
