@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="salt_pepper noise: fraction of values set to 0 or 255 (default 0.05)")
     p.add_argument("--from-folder", type=Path, default=None, metavar="FOLDER",
                    help="crop your own images (png, jpg, …, searched recursively) instead")
+    p.add_argument("--no-colour-augment", dest="colour_augment", action="store_false",
+                   help="keep the training crops in their own colours (default: random hue, "
+                        "saturation and inversion before the noise, so the network meets colours "
+                        "its few source photographs lack)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(run=run_data)
 
@@ -228,9 +232,11 @@ def run_data(args: argparse.Namespace) -> int:
                                   ("peak", args.peak), ("amount", args.amount)) if v is not None}
     sizes = (args.n_train if "train" in todo else 0, args.n_val if "val" in todo else 0)
     if args.from_folder is not None:
-        pairs = dataset_from_folder(args.from_folder, *sizes, args.seed, args.noise, **noise_kw)
+        pairs = dataset_from_folder(args.from_folder, *sizes, args.seed, args.noise,
+                                    colour_augment=args.colour_augment, **noise_kw)
     else:
-        pairs = build_default_dataset(*sizes, args.seed, args.noise, **noise_kw)
+        pairs = build_default_dataset(*sizes, args.seed, args.noise,
+                                      colour_augment=args.colour_augment, **noise_kw)
     for (key, path), (a, b) in zip(targets.items(), pairs):
         if key in todo:
             save_pairs(path, a, b)

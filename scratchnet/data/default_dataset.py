@@ -7,6 +7,9 @@ Training sources (photographs, textures, text; grey ones replicated to 3 channel
     scikit-learn: china; matplotlib: Minduka_Present_Blue_Pack.
 Held-out validation sources (never cropped for training):
     scikit-image: chelsea (a cat); scikit-learn: flower; matplotlib: grace_hopper.
+Training crops are recoloured at random (`random_colours`: hue, saturation, inversion) before
+the noise is drawn, so a network meets more colours than these photographs hold; validation
+crops keep their own colours.
 Left out: motorcycle_right (the stereo twin of motorcycle_left, so it would leak into
 validation), synthetic or nearly blank images (chessboard, color wheel, logos, phantom, horse,
 cell, clock, microaneurysms, moon), and every image scikit-image would have to download.
@@ -70,13 +73,16 @@ VAL_SOURCES = (PackagedImage("skimage", "chelsea.png"), PackagedImage("sklearn",
 
 
 def build_default_dataset(n_train: int = 50_000, n_val: int = 1_000, seed: int = 0,
-                          noise: str = "gaussian", **noise_kw: float) -> Pairs:
+                          noise: str = "gaussian", *, colour_augment: bool = True,
+                          **noise_kw: float) -> Pairs:
     """→ ((noisy_1, noisy_2), (noisy_val, clean_val)), uint8 (n, 3, 32, 32) each.
 
     Deterministic for a given seed and installed packages, offline, silent. Random 32×32 crops
-    of TRAIN_SOURCES at several scales, flipped/rotated, each with two independent noise draws;
-    validation crops come from VAL_SOURCES only. noise / noise_kw: see `add_noise` (default:
-    gaussian, sigma 25/255).
+    of TRAIN_SOURCES at several scales, flipped/rotated, in random colours (`random_colours`;
+    colour_augment=False keeps the photographs' own), each with two independent noise draws;
+    validation crops come from VAL_SOURCES only, in their own colours. noise / noise_kw: see
+    `add_noise` (default: gaussian, sigma 25/255).
     """
     return synthesize_pairs([s.source() for s in TRAIN_SOURCES], [s.source() for s in VAL_SOURCES],
-                            n_train, n_val, seed, noise, noise_kw, where="build_default_dataset")
+                            n_train, n_val, seed, noise, noise_kw, where="build_default_dataset",
+                            colour_augment=colour_augment)

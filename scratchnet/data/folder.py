@@ -62,12 +62,15 @@ def folder_split(folder: str | os.PathLike, seed: int = 0, val_fraction: float =
 
 def dataset_from_folder(folder: str | os.PathLike, n_train: int = 50_000, n_val: int = 1_000,
                         seed: int = 0, noise: str = "gaussian", *, val_fraction: float = 0.2,
-                        max_side: int = MAX_SIDE, **noise_kw: float) -> Pairs:
+                        max_side: int = MAX_SIDE, colour_augment: bool = True,
+                        **noise_kw: float) -> Pairs:
     """→ ((noisy_1, noisy_2), (noisy_val, clean_val)), uint8 (n, 3, 32, 32) each, from the
     png/jpg/... images under `folder`, like `build_default_dataset`. Validation crops come only
     from the files `folder_split` holds out; images larger than `max_side` are downscaled to it
-    first, and are read one at a time."""
+    first, and are read one at a time. colour_augment: random colours for the training crops
+    (see `random_colours`)."""
     train, val = _split(Path(folder), seed, val_fraction, max_side)
     return synthesize_pairs([(partial(read_image, p, max_side), hw) for p, hw in train],
                             [(partial(read_image, p, max_side), hw) for p, hw in val],
-                            n_train, n_val, seed, noise, noise_kw, where="dataset_from_folder")
+                            n_train, n_val, seed, noise, noise_kw, where="dataset_from_folder",
+                            colour_augment=colour_augment)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
+from .colour import random_colours
 from .crops import random_crops
 from .dihedral import random_dihedral
 from .noise import add_noise
@@ -54,11 +55,12 @@ def sample_crops(sources: Sequence[Source], n: int, generator: torch.Generator,
 
 def synthesize_pairs(train: Sequence[Source], val: Sequence[Source], n_train: int,
                      n_val: int, seed: int, noise: str, noise_kw: dict, where: str,
-                     size: int = CROP_SIZE) -> Pairs:
+                     size: int = CROP_SIZE, colour_augment: bool = True) -> Pairs:
     """→ ((noisy_1, noisy_2), (noisy_val, clean_val)), uint8 (n, 3, size, size) each.
 
-    Training crops get two independent noise draws; validation crops, from the `val` images
-    only, get one. Training and validation use separate random streams, so the validation set
+    Training crops get random colours (`random_colours`, unless colour_augment is False), then
+    two independent noise draws; validation crops, from the `val` images only and in their own
+    colours, get one. Training and validation use separate random streams, so the validation set
     does not depend on n_train.
     """
     for name, n in (("n_train", n_train), ("n_val", n_val)):
@@ -67,6 +69,8 @@ def synthesize_pairs(train: Sequence[Source], val: Sequence[Source], n_train: in
     g_train, g_val = derive_generator(seed, 0), derive_generator(seed, 1)
     with _one_thread():
         clean = sample_crops(train, n_train, g_train, size)
+        if colour_augment:
+            clean = random_colours(clean, g_train)
         noisy_1 = add_noise(clean, noise, generator=g_train, **noise_kw)
         noisy_2 = add_noise(clean, noise, generator=g_train, **noise_kw)
         clean_val = sample_crops(val, n_val, g_val, size)
