@@ -147,3 +147,16 @@ def test_shipped_weights_are_small_state_dicts():
         assert list(state) == list(expected)
         assert all(v.dtype == torch.float32 and v.shape == expected[k].shape
                    for k, v in state.items())
+
+
+def test_shipped_unet_beats_tuned_classical_denoisers_on_held_out_images():
+    from scratchnet.baselines import evaluate_baselines
+    from scratchnet.data import build_default_dataset
+
+    _, (noisy, clean) = build_default_dataset(n_train=0, n_val=300)
+    model = Model("unet", device="cpu")
+    model.load_pretrained_model()
+    unet = float(scratchnet.psnr(model.predict(noisy) / 255, clean / 255))
+    baselines = evaluate_baselines(noisy, clean, tune_on=300)
+    assert unet > baselines["non-local means"]["psnr"] + 0.3
+    assert unet > baselines["total variation"]["psnr"] + 0.3
