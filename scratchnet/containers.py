@@ -46,13 +46,18 @@ class Sequential(Module):
         return modules[index]
 
     def forward(self, x: Tensor) -> Tensor:
+        ### BEGIN SOLUTION
         for module in self:
             x = module(x)
+        ### END SOLUTION
         return x
 
     def backward(self, grad_output: Tensor) -> Tensor:
+        """grad_output: ∂L/∂(last output) → ∂L/∂x, each module's backward called once."""
+        ### BEGIN SOLUTION
         for module in reversed(list(self)):
             grad_output = module.backward(grad_output)
+        ### END SOLUTION
         return grad_output
 
 
@@ -71,7 +76,10 @@ class Residual(Module):
         return x + fx
 
     def backward(self, grad_output: Tensor) -> Tensor:
+        """grad_output: shaped like x → ∂L/∂x = grad_output + f.backward(grad_output)."""
+        ### BEGIN SOLUTION
         return grad_output + self.module.backward(grad_output)
+        ### END SOLUTION
 
 
 class Concat(Module):
@@ -100,13 +108,17 @@ class Concat(Module):
         return y
 
     def backward(self, grad_output: Tensor) -> Tensor:
+        """grad_output: (N, C_1 + … + C_k, H, W) → ∂L/∂x: the sum of the branches' input
+        gradients, branch i receiving its own slice of grad_output along `dim`."""
         saved = self.saved
         expect_grad(self, grad_output, saved["output_shape"])
+        ### BEGIN SOLUTION
         pieces = grad_output.split(saved["sizes"], self.dim)
         grad_input = None
         for branch, piece in zip(self.children(), pieces):
             g = branch.backward(piece)
             grad_input = g if grad_input is None else grad_input + g
+        ### END SOLUTION
         return grad_input
 
     def extra_repr(self) -> str:

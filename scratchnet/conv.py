@@ -12,45 +12,84 @@ from .validation import expect_grad, expect_input, expect_spatial
 
 def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
                    dilation: Pair, groups: int, impl: str = "fast") -> tuple[Tensor, Tensor]:
-    """x: (N, C_in, H, W), weight: (C_out, C_in/g, kh, kw) → (y: (N, C_out, H_out, W_out), cols).
+    """x: (N, C_in, H, W), weight: (C_out, C_in/g, kh, kw), bias: (C_out,) or None
+    → (y: (N, C_out, H_out, W_out), cols: (N·H_out·W_out, C_in·kh·kw), kept for backward).
 
-    y[n, :, i, j] = W · patch(n, i, j) + b, all patches at once: `cols @ Wᵀ` with
-    cols: (N·H_out·W_out, C_in·kh·kw). y is returned in channels-last memory (a permuted view).
-    The fast path (groups = 1) orders patches channels-last, (kh, kw, C_in), and W to match.
+    y[n, :, i, j] = W · patch(n, i, j) + b, all patches at once: `cols @ Wᵀ + b` with W as a
+    (C_out, C_in·kh·kw) matrix (`weight_matrices`; with groups, one product per group:
+    `grouped_matmul`). y may be returned as a permuted view of (N, H_out, W_out, C_out).
     """
+    ### BEGIN FAST PATH
+    if impl == "fast" and groups == 1:
+        return conv2d_forward_channels_last(x, weight, bias, stride, padding, dilation)
+    ### END FAST PATH
     n, _, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    channels_last = impl == "fast" and groups == 1
-    cols = im2col(x, (kh, kw), stride, padding, dilation, impl, channels_last)
-    w_t = weight_matrices(weight, groups, channels_last).transpose(1, 2)  # (g, C_in/g·kh·kw, ·)
-    out = grouped_matmul(cols, w_t, groups, bias)                        # (N·H_out·W_out, C_out)
+    ### BEGIN SOLUTION
+    cols = im2col(x, (kh, kw), stride, padding, dilation, impl)
+    w_t = weight_matrices(weight, groups).transpose(1, 2)           # (g, C_in/g·kh·kw, C_out/g)
+    out = grouped_matmul(cols, w_t, groups, bias)                   # (N·H_out·W_out, C_out)
     return out.view(n, ho, wo, c_out).permute(0, 3, 1, 2), cols
+    ### END SOLUTION
 
 
 def conv2d_backward(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...], weight: Tensor,
                     stride: Pair, padding: Pair, dilation: Pair, groups: int, impl: str = "fast",
                     ) -> tuple[Tensor, Tensor, Tensor]:
-    """grad_out: (N, C_out, H_out, W_out) → (dx: input_shape, dW: weight.shape, db: (C_out,)).
+    """grad_out: (N, C_out, H_out, W_out), cols: what `conv2d_forward` returned
+    → (dx: input_shape, dW: weight.shape, db: (C_out,)).
 
-    With G = grad_out as a (N·H_out·W_out, C_out) matrix: dW = Gᵀ·cols, db = Σ_rows G,
-    dx = col2im(G·W).
+    With G = grad_out as a (N·H_out·W_out, C_out) matrix: dW = Gᵀ·cols (`grouped_gram`),
+    db = Σ_rows G (a sum: the bias is added at every position), dx = col2im(G·W).
     """
-    c_out, c_in_g, kh, kw = weight.shape
-    channels_last = impl == "fast" and groups == 1
+    ### BEGIN FAST PATH
+    if impl == "fast" and groups == 1:
+        return conv2d_backward_channels_last(grad_out, cols, input_shape, weight, stride,
+                                             padding, dilation)
+    ### END FAST PATH
+    c_out = weight.shape[0]
+    ### BEGIN SOLUTION
     g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)
-    grad_weight = grouped_gram(g, cols, groups)
-    if channels_last:
-        grad_weight = grad_weight.view(c_out, kh, kw, c_in_g).permute(0, 3, 1, 2)
+    grad_weight = grouped_gram(g, cols, groups).reshape(weight.shape)
     grad_bias = g.sum(0)
-    dcols = grouped_matmul(g, weight_matrices(weight, groups, channels_last), groups)
-    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, impl,
-                        channels_last)
-    return grad_input, grad_weight.reshape(weight.shape), grad_bias
+    dcols = grouped_matmul(g, weight_matrices(weight, groups), groups)
+    grad_input = col2im(dcols, input_shape, tuple(weight.shape[2:]), stride, padding, dilation, impl)
+    return grad_input, grad_weight, grad_bias
+    ### END SOLUTION
 
 
-def weight_matrices(weight: Tensor, groups: int, channels_last: bool) -> Tensor:
+### BEGIN FAST PATH
+def conv2d_forward_channels_last(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
+                                 padding: Pair, dilation: Pair) -> tuple[Tensor, Tensor]:
+    """`conv2d_forward` for groups = 1 with patches ordered channels-last, (kh, kw, C_in), and W
+    to match: the patch copy moves runs of kw·C_in contiguous values."""
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
+    cols = im2col(x, (kh, kw), stride, padding, dilation, "fast", channels_last=True)
+    w_t = weight_matrices(weight, 1, channels_last=True).transpose(1, 2)
+    out = grouped_matmul(cols, w_t, 1, bias)
+    return out.view(n, ho, wo, c_out).permute(0, 3, 1, 2), cols
+
+
+def conv2d_backward_channels_last(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...],
+                                  weight: Tensor, stride: Pair, padding: Pair, dilation: Pair,
+                                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward of `conv2d_forward_channels_last`."""
+    c_out, c_in, kh, kw = weight.shape
+    g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)
+    grad_weight = (g.t() @ cols).view(c_out, kh, kw, c_in).permute(0, 3, 1, 2)
+    dcols = g @ weight_matrices(weight, 1, channels_last=True)[0]
+    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, "fast",
+                        channels_last=True)
+    return grad_input, grad_weight.reshape(weight.shape), g.sum(0)
+### END FAST PATH
+
+
+def weight_matrices(weight: Tensor, groups: int, channels_last: bool = False) -> Tensor:
     """weight: (C_out, C_in/g, kh, kw) → (g, C_out/g, C_in/g·kh·kw), columns in im2col's order:
     (C_in, kh, kw), or (kh, kw, C_in) when `channels_last`."""
     if channels_last:

@@ -59,10 +59,13 @@ class ConvTranspose2d(Module):
             for size, s, d, k in zip((h, w), self.stride, self.dilation, self.kernel_size))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: (N, C_in, H, W) → (N, C_out, H_out, W_out): the rows X·W (one kernel stamp per input
+        pixel) folded (col2im) onto the full output, the padding cropped, the bias added."""
         expect_input(self, x, 4, self.in_channels)
         n, _, h, w = x.shape
         ho, wo = self.output_size(h, w)
         expect_spatial(self, x, (ho, wo))
+        ### BEGIN SOLUTION
         x_rows = x.permute(0, 2, 3, 1).reshape(-1, self.in_channels)          # (N·H·W, C_in)
         w_rows = self.weight.reshape(self.groups, self.in_channels // self.groups, -1)
         cols = grouped_matmul(x_rows, w_rows, self.groups)                   # (N·H·W, C_out·k·k)
@@ -74,8 +77,13 @@ class ConvTranspose2d(Module):
         self.save_for_backward(x_rows=x_rows, input_shape=tuple(x.shape),
                                output_shape=(n, self.out_channels, ho, wo))
         return y
+        ### END SOLUTION
 
     def backward(self, grad_output: Tensor) -> Tensor:
+        """grad_output: (N, C_out, H_out, W_out) → ∂L/∂x: (N, C_in, H, W); accumulates ∂L/∂weight
+        and ∂L/∂bias. The gradient of a scatter is a gather: im2col of the gradient, padded back to
+        the full size, gives every input pixel the outputs it stamped."""
+        ### BEGIN SOLUTION
         saved = self.saved
         expect_grad(self, grad_output, saved["output_shape"])
         n, _, h, w = saved["input_shape"]
@@ -90,6 +98,7 @@ class ConvTranspose2d(Module):
         w_t = self.weight.reshape(groups, self.in_channels // groups, -1).transpose(1, 2)
         grad_rows = grouped_matmul(g_cols, w_t, groups)                        # (N·H·W, C_in)
         return grad_rows.view(n, h, w, self.in_channels).permute(0, 3, 1, 2)
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return conv_extra_repr(self)

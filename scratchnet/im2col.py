@@ -5,7 +5,7 @@ pixel `(i, j)` of image `n` sees, in the order of `weight.reshape(C_out, -1)`. A
 one matrix product, and its input gradient is `col2im` of a matrix product.
 
 Two implementations give identical results (the tests prove it):
-- "reference": `torch.nn.functional.unfold` / `fold`, the textbook formulation;
+- "reference": `unfold` / `fold`, written from the index formula, one strided slice per kernel tap;
 - "fast": a strided view of the (padded) input copied once, and `kh·kw` strided additions — or a
   single strided copy when the windows do not overlap (e.g. kernel 2, stride 2).
 
@@ -16,7 +16,6 @@ r + u·W + v, so the convolution is a sum of `kh·kw` matrix products of row ran
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 Pair = tuple[int, int]
@@ -75,67 +74,135 @@ def patches(xp: Tensor, out_size: Pair, kernel: Pair, stride: Pair, dilation: Pa
     )
 
 
-def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           impl: str = "fast", channels_last: bool = False) -> Tensor:
-    """x: (N, C, H, W) → cols: (N·H_out·W_out, C·kh·kw), each row ordered (C, kh, kw).
+def tap_slices(kernel_tap: tuple[int, int], out_size: Pair, stride: Pair,
+               dilation: Pair) -> tuple[slice, slice]:
+    """The rows and columns of the padded input that kernel tap (u, v) meets, one per output pixel:
+    s·i + d·u for i = 0 … H_out − 1 (likewise for columns)."""
+    return tuple(  # type: ignore[return-value]
+        slice(d * t, d * t + s * (o - 1) + 1, s)
+        for t, o, s, d in zip(kernel_tap, out_size, stride, dilation))
 
-    With `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the
-    copy then moves runs of kw·C contiguous values, not runs of kw.
+
+def unfold(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+    """x: (N, C, H, W) → cols: (N, C·kh·kw, H_out·W_out), as torch.nn.functional.unfold.
+
+    cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h·i + d_h·u, s_w·j + d_w·v], where x_pad is x with
+    `padding` zeros on each side; rows are ordered (c, u, v), columns (i, j), both row-major.
+    For a fixed kernel tap (u, v), the values over all output pixels form one strided slice of
+    x_pad (`tap_slices`).
     """
     n, c, h, w = x.shape
     kh, kw = kernel
     out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
                 conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
-    if impl == "reference":
-        cols = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
-        if channels_last:
-            cols = cols.view(n, c, kh * kw, -1).transpose(1, 2).reshape(n, c * kh * kw, -1)
-        return cols.transpose(1, 2).reshape(-1, c * kh * kw)
+    ### BEGIN SOLUTION
+    xp = pad2d(x, padding)
+    cols = x.new_empty((n, c, kh, kw, *out_size))
+    for u in range(kh):
+        for v in range(kw):
+            rows, columns = tap_slices((u, v), out_size, stride, dilation)
+            cols[:, :, u, v] = xp[:, :, rows, columns]
+    return cols.reshape(n, c * kh * kw, out_size[0] * out_size[1])
+    ### END SOLUTION
+
+
+def fold(cols: Tensor, output_size: Pair, kernel: Pair, stride: Pair, padding: Pair,
+         dilation: Pair) -> Tensor:
+    """cols: (N, C·kh·kw, H_out·W_out) → (N, C, H, W), (H, W) = output_size, as
+    torch.nn.functional.fold: the adjoint of `unfold`.
+
+    Every entry cols[n, (c, u, v), (i, j)] is added onto x_pad[n, c, s_h·i + d_h·u, s_w·j + d_w·v]
+    (pixels in several windows collect several entries); then the padding is cropped.
+    """
+    (h, w), (kh, kw) = output_size, kernel
+    n = cols.shape[0]
+    c = cols.shape[1] // (kh * kw)
+    out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
+                conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
+    if cols.dim() != 3 or cols.shape[1] != c * kh * kw or \
+            cols.shape[2] != out_size[0] * out_size[1]:
+        raise ValueError(f"fold: expected cols of shape (N, C·{kh}·{kw}, {out_size[0]}·"
+                         f"{out_size[1]}) for output size {tuple(output_size)}, got "
+                         f"{tuple(cols.shape)}")
+    ### BEGIN SOLUTION
+    blocks = cols.reshape(n, c, kh, kw, *out_size)
+    xp = cols.new_zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]))
+    for u in range(kh):
+        for v in range(kw):
+            rows, columns = tap_slices((u, v), out_size, stride, dilation)
+            xp[:, :, rows, columns] += blocks[:, :, u, v]
+    return xp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    ### END SOLUTION
+
+
+def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+           impl: str = "fast", channels_last: bool = False) -> Tensor:
+    """x: (N, C, H, W) → cols: (N·H_out·W_out, C·kh·kw), each row ordered (C, kh, kw): `unfold`
+    with one row per output pixel.
+
+    With `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the
+    copy then moves runs of kw·C contiguous values, not runs of kw.
+    """
     check_impl(impl)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    view = patches(pad2d(x, padding, memory_format=layout), out_size, kernel, stride, dilation)
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    ### BEGIN FAST PATH
+    if impl == "fast":
+        out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
+                    conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        view = patches(pad2d(x, padding, memory_format=layout), out_size, kernel, stride, dilation)
+        if channels_last:
+            view = view.permute(0, 1, 2, 4, 5, 3)
+        return view.reshape(-1, c * kh * kw)
+    ### END FAST PATH
+    cols = unfold(x, kernel, stride, padding, dilation)
     if channels_last:
-        view = view.permute(0, 1, 2, 4, 5, 3)
-    return view.reshape(-1, c * kh * kw)
+        cols = cols.view(n, c, kh * kw, -1).transpose(1, 2).reshape(n, c * kh * kw, -1)
+    return cols.transpose(1, 2).reshape(-1, c * kh * kw)
 
 
 def col2im(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pair,
            padding: Pair, dilation: Pair, impl: str = "fast",
            channels_last: bool = False) -> Tensor:
-    """The adjoint of `im2col`: cols (N·H_out·W_out, C·kh·kw) → (N, C, H, W), overlaps summed.
+    """The adjoint of `im2col`: cols (N·H_out·W_out, C·kh·kw) → (N, C, H, W), overlaps summed:
+    `fold` with one row per output pixel.
 
     With `channels_last`, rows are ordered (kh, kw, C) and the result is channels-last in memory.
     """
+    check_impl(impl)
     n, c, h, w = input_shape
     kh, kw = kernel
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    if impl == "reference":
-        blocks = cols.reshape(n, ho * wo, -1)
+    ### BEGIN FAST PATH
+    if impl == "fast":
         if channels_last:
-            blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(n, ho * wo, -1)
-        return F.fold(blocks.transpose(1, 2), (h, w), kernel, dilation=dilation,
-                      padding=padding, stride=stride)
-    check_impl(impl)
+            blocks = cols.reshape(n, ho, wo, kh, kw, c).permute(0, 1, 2, 5, 3, 4)
+        else:
+            blocks = cols.reshape(n, ho, wo, c, kh, kw)
+        hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        out = torch.empty((n, c, hp, wp), dtype=cols.dtype, device=cols.device,
+                          memory_format=layout)
+        if not (dilation == (1, 1) and stride == kernel and ho * kh == hp and wo * kw == wp):
+            out.zero_()                                           # some pixels are in no window
+        target = patches(out, (ho, wo), kernel, stride, dilation)
+        if windows_overlap(kernel, stride, dilation):
+            for i in range(kernel[0]):
+                for j in range(kernel[1]):
+                    target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
+        else:
+            target.copy_(blocks)
+        return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    ### END FAST PATH
+    blocks = cols.reshape(n, ho * wo, -1)
     if channels_last:
-        blocks = cols.reshape(n, ho, wo, kh, kw, c).permute(0, 1, 2, 5, 3, 4)
-    else:
-        blocks = cols.reshape(n, ho, wo, c, kh, kw)
-    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    out = torch.empty((n, c, hp, wp), dtype=cols.dtype, device=cols.device, memory_format=layout)
-    if not (dilation == (1, 1) and stride == kernel and ho * kh == hp and wo * kw == wp):
-        out.zero_()                                           # some pixels are in no window
-    target = patches(out, (ho, wo), kernel, stride, dilation)
-    if windows_overlap(kernel, stride, dilation):
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
-    else:
-        target.copy_(blocks)
-    return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+        blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(n, ho * wo, -1)
+    return fold(blocks.transpose(1, 2), (h, w), kernel, stride, padding, dilation)
 
 
+### BEGIN FAST PATH
 def windows_overlap(kernel: Pair, stride: Pair, dilation: Pair) -> bool:
     """Whether two neighbouring windows share an input pixel: stride < dilation·(kernel − 1) + 1."""
     return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
@@ -195,6 +262,7 @@ def shifted_conv_backward(grad: Tensor, rows: Tensor, width: int, taps: Tensor,
         grad_rows[shifted].addmm_(g, flat[k].t())
         torch.mm(rows[shifted].t(), g, out=grad_taps[k])
     return grad_rows, grad_taps.view(taps.shape)
+### END FAST PATH
 
 
 def grouped_matmul(a: Tensor, b: Tensor, groups: int, bias: Tensor | None = None) -> Tensor:

@@ -13,7 +13,7 @@ class Linear(Module):
     """x: (*, in_features) → (*, out_features); weight: (out, in), bias: (out,).
 
     Backward, with X and G the inputs and upstream gradients as (rows, features) matrices:
-    dW = Gᵀ·X, db = Σ_rows G, dx = G·W.
+    dW = Gᵀ·X, db = Σ_rows G, dx = G·W. Gradients are added to `p.grad` with `accumulate_grad`.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -30,13 +30,16 @@ class Linear(Module):
             shape = shape_str(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{self._short_repr()}: expected input of shape (*, "
                              f"{self.in_features}), got {shape}")
+        ### BEGIN SOLUTION
         y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias
         self.save_for_backward(x=x, output_shape=tuple(y.shape))
         return y
+        ### END SOLUTION
 
     def backward(self, grad_output: Tensor) -> Tensor:
+        ### BEGIN SOLUTION
         saved = self.saved
         expect_grad(self, grad_output, saved["output_shape"])
         g = grad_output.reshape(-1, self.out_features)
@@ -44,6 +47,7 @@ class Linear(Module):
         if self.bias is not None:
             self.accumulate_grad("bias", g.sum(0))
         return grad_output @ self.weight
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

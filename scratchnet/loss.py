@@ -25,23 +25,29 @@ class MSELoss(Module):
             raise ValueError(f"{self._short_repr()}: prediction of shape "
                              f"{shape_str(prediction.shape)} and target of shape "
                              f"{shape_str(target.shape)} differ")
+        ### BEGIN SOLUTION
         diff = prediction - target
         self.save_for_backward(diff=diff)
         squared = diff * diff
         if self.reduction == "none":
             return squared
         return squared.sum() if self.reduction == "sum" else squared.mean()
+        ### END SOLUTION
 
     def backward(self, grad_output: Tensor | float = 1.0) -> Tensor:
+        """grad_output: ∂L/∂loss, 1 for a scalar loss (a tensor shaped like pred for 'none')
+        → ∂L/∂pred, shaped like pred."""
+        if self.reduction == "none" and not isinstance(grad_output, Tensor):
+            raise ValueError("MSELoss(reduction='none').backward needs the upstream gradient "
+                             "of the loss tensor")
+        ### BEGIN SOLUTION
         diff = self.saved["diff"]
         if self.reduction == "none":
-            if not isinstance(grad_output, Tensor):
-                raise ValueError("MSELoss(reduction='none').backward needs the upstream gradient "
-                                 "of the loss tensor")
             expect_grad(self, grad_output, tuple(diff.shape))
             return 2 * diff * grad_output
         scale = 2.0 / diff.numel() if self.reduction == "mean" else 2.0
         return diff * (scale * grad_output)
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"

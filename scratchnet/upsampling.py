@@ -14,7 +14,10 @@ import torch
 from torch import Tensor
 
 from .conv import conv2d_backward, conv2d_forward, conv_extra_repr
-from .im2col import Pair, conv_output_size, pair, shifted_conv, shifted_conv_backward
+from .im2col import Pair, conv_output_size, pair
+### BEGIN FAST PATH
+from .im2col import shifted_conv, shifted_conv_backward
+### END FAST PATH
 from .init import reset_parameters
 from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial
@@ -22,16 +25,20 @@ from .validation import expect_grad, expect_input, expect_spatial
 
 def nearest_upsample(x: Tensor, scale: Pair) -> Tensor:
     """x: (N, C, H, W) → (N, C, s_h·H, s_w·W), each pixel repeated into an s_h×s_w block."""
+    ### BEGIN SOLUTION
     n, c, h, w = x.shape
     sh, sw = scale
     return x[:, :, :, None, :, None].expand(n, c, h, sh, w, sw).reshape(n, c, h * sh, w * sw)
+    ### END SOLUTION
 
 
 def nearest_upsample_backward(grad: Tensor, scale: Pair) -> Tensor:
     """grad: (N, C, s_h·H, s_w·W) → (N, C, H, W): the sum over each s_h×s_w block."""
+    ### BEGIN SOLUTION
     n, c, hs, ws = grad.shape
     sh, sw = scale
     return grad.reshape(n, c, hs // sh, sh, ws // sw, sw).sum((3, 5))
+    ### END SOLUTION
 
 
 class NearestUpsampling(Module):
@@ -84,10 +91,12 @@ class PhasePlan:
         self.offset = [lo - lo_min for lo in first]
 
 
+### BEGIN FAST PATH
 @lru_cache(maxsize=64)
 def phase_plan(size: int, scale: int, kernel: int, padding: int) -> PhasePlan:
     """PhasePlan(size, scale, kernel, padding), built once per distinct argument tuple."""
     return PhasePlan(size, scale, kernel, padding)
+### END FAST PATH
 
 
 @lru_cache(maxsize=64)
@@ -130,67 +139,36 @@ class Upsampling(Module):
         self.register_parameter("bias", torch.empty(out_channels, **factory) if bias else None)
         reset_parameters(self.weight, self.bias)
 
-    def _phased(self) -> bool:
-        """The phase decomposition applies to stride 1, dilation 1."""
-        return self.impl == "fast" and self.stride == (1, 1) and self.dilation == (1, 1)
-
     def forward(self, x: Tensor) -> Tensor:
         expect_input(self, x, 4, self.in_channels)
-        n, _, h, w = x.shape
-        sh, sw = self.scale_factor
+        h, w = x.shape[2:]
         out_size = tuple(conv_output_size(s * size, k, st, p, d) for s, size, k, st, p, d in zip(
             self.scale_factor, (h, w), self.kernel_size, self.stride, self.padding, self.dilation))
         expect_spatial(self, x, out_size)  # type: ignore[arg-type]
-        if not self._phased():
-            up = nearest_upsample(x, self.scale_factor)
-            y, cols = conv2d_forward(up, self.weight, self.bias, self.stride, self.padding,
-                                     self.dilation, 1, self.impl)
-            self.save_for_backward(cols=cols, up_shape=tuple(up.shape), output_shape=tuple(y.shape))
-            return y
-        plans = (phase_plan(h, sh, self.kernel_size[0], self.padding[0]),
-                 phase_plan(w, sw, self.kernel_size[1], self.padding[1]))
-        (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
-                                 for p, size in zip(plans, (h, w)))
-        xp = x.new_zeros((n, hp, wp, self.in_channels))                 # padded, channels-last
-        xp[:, top:top + h, left:left + w] = x.permute(0, 2, 3, 1)
-        rows = xp.view(-1, self.in_channels)
-        taps = self.phase_taps(plans)                                     # (t_h, t_w, C_in, ·)
-        bias = None if self.bias is None else self.bias.repeat(sh * sw)
-        z = shifted_conv(rows, wp, taps, bias, (1, 1)).view(n, hp, wp, sh, sw, self.out_channels)
-        y = x.new_empty((n, plans[0].out, plans[1].out, self.out_channels))
-        for a, b, rows_, cols_ in self._phase_slices(plans):
-            y[:, a::sh, b::sw] = z[:, rows_, cols_, a, b]
-        self.save_for_backward(rows=rows, taps=taps, plans=plans, input_shape=tuple(x.shape))
-        return y.permute(0, 3, 1, 2)
+        ### BEGIN FAST PATH
+        if self.impl == "fast" and self.stride == (1, 1) and self.dilation == (1, 1):
+            return self._forward_phased(x)
+        ### END FAST PATH
+        up = nearest_upsample(x, self.scale_factor)
+        y, cols = conv2d_forward(up, self.weight, self.bias, self.stride, self.padding,
+                                 self.dilation, 1, self.impl)
+        self.save_for_backward(cols=cols, up_shape=tuple(up.shape), output_shape=tuple(y.shape))
+        return y
 
     def backward(self, grad_output: Tensor) -> Tensor:
         saved = self.saved
-        if "plans" not in saved:
-            expect_grad(self, grad_output, saved["output_shape"])
-            grad_up, grad_weight, grad_bias = conv2d_backward(
-                grad_output, saved["cols"], saved["up_shape"], self.weight, self.stride,
-                self.padding, self.dilation, 1, self.impl)
-            grad_input = nearest_upsample_backward(grad_up, self.scale_factor)
-        else:
-            plans, (sh, sw), c_out = saved["plans"], self.scale_factor, self.out_channels
-            n, c_in, h, w = saved["input_shape"]
-            expect_grad(self, grad_output, (n, c_out, plans[0].out, plans[1].out))
-            (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
-                                     for p, size in zip(plans, (h, w)))
-            grad_z = grad_output.new_zeros((n, hp, wp, sh, sw, c_out))
-            grad_cl = grad_output.permute(0, 2, 3, 1)
-            for a, b, rows_, cols_ in self._phase_slices(plans):
-                grad_z[:, rows_, cols_, a, b] = grad_cl[:, a::sh, b::sw]
-            grad_rows, grad_taps = shifted_conv_backward(
-                grad_z.view(-1, sh * sw * c_out), saved["rows"], wp, saved["taps"], (1, 1))
-            th, tw = grad_taps.shape[:2]
-            grad_phases = grad_taps.view(th, tw, c_in, sh, sw, c_out).permute(5, 2, 3, 4, 0, 1)
-            selection = phase_selection(plans, grad_taps.device, grad_taps.dtype)
-            grad_weight = (grad_phases.reshape(c_out * c_in, -1) @ selection).view(
-                self.weight.shape)
-            grad_bias = grad_output.sum((0, 2, 3))
-            grad_input = grad_rows.view(n, hp, wp, c_in)[:, top:top + h, left:left + w] \
-                .permute(0, 3, 1, 2)
+        ### BEGIN FAST PATH
+        if "plans" in saved:
+            return self._accumulate(*self._backward_phased(grad_output))
+        ### END FAST PATH
+        expect_grad(self, grad_output, saved["output_shape"])
+        grad_up, grad_weight, grad_bias = conv2d_backward(
+            grad_output, saved["cols"], saved["up_shape"], self.weight, self.stride,
+            self.padding, self.dilation, 1, self.impl)
+        return self._accumulate(nearest_upsample_backward(grad_up, self.scale_factor),
+                                grad_weight, grad_bias)
+
+    def _accumulate(self, grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor) -> Tensor:
         self.accumulate_grad("weight", grad_weight)
         if self.bias is not None:
             self.accumulate_grad("bias", grad_bias)
@@ -210,6 +188,51 @@ class Upsampling(Module):
         """(s_h·s_w·C_out, C_in, taps_h, taps_w): one summed kernel per output phase."""
         return self.phase_taps(plans).permute(3, 2, 0, 1)
 
+    ### BEGIN FAST PATH
+    def _forward_phased(self, x: Tensor) -> Tensor:
+        """The forward as s_h·s_w phase convolutions of the low-resolution x (module docstring)."""
+        n, _, h, w = x.shape
+        sh, sw = self.scale_factor
+        plans = (phase_plan(h, sh, self.kernel_size[0], self.padding[0]),
+                 phase_plan(w, sw, self.kernel_size[1], self.padding[1]))
+        (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
+                                 for p, size in zip(plans, (h, w)))
+        xp = x.new_zeros((n, hp, wp, self.in_channels))                 # padded, channels-last
+        xp[:, top:top + h, left:left + w] = x.permute(0, 2, 3, 1)
+        rows = xp.view(-1, self.in_channels)
+        taps = self.phase_taps(plans)                                     # (t_h, t_w, C_in, ·)
+        bias = None if self.bias is None else self.bias.repeat(sh * sw)
+        z = shifted_conv(rows, wp, taps, bias, (1, 1)).view(n, hp, wp, sh, sw, self.out_channels)
+        y = x.new_empty((n, plans[0].out, plans[1].out, self.out_channels))
+        for a, b, rows_, cols_ in self._phase_slices(plans):
+            y[:, a::sh, b::sw] = z[:, rows_, cols_, a, b]
+        self.save_for_backward(rows=rows, taps=taps, plans=plans, input_shape=tuple(x.shape))
+        return y.permute(0, 3, 1, 2)
+
+    def _backward_phased(self, grad_output: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The adjoint of `_forward_phased` → (dx, dW, db)."""
+        saved = self.saved
+        plans, (sh, sw), c_out = saved["plans"], self.scale_factor, self.out_channels
+        n, c_in, h, w = saved["input_shape"]
+        expect_grad(self, grad_output, (n, c_out, plans[0].out, plans[1].out))
+        (top, hp), (left, wp) = ((p.pad_before, size + p.pad_before + p.pad_after)
+                                 for p, size in zip(plans, (h, w)))
+        grad_z = grad_output.new_zeros((n, hp, wp, sh, sw, c_out))
+        grad_cl = grad_output.permute(0, 2, 3, 1)
+        for a, b, rows_, cols_ in self._phase_slices(plans):
+            grad_z[:, rows_, cols_, a, b] = grad_cl[:, a::sh, b::sw]
+        grad_rows, grad_taps = shifted_conv_backward(
+            grad_z.view(-1, sh * sw * c_out), saved["rows"], wp, saved["taps"], (1, 1))
+        th, tw = grad_taps.shape[:2]
+        grad_phases = grad_taps.view(th, tw, c_in, sh, sw, c_out).permute(5, 2, 3, 4, 0, 1)
+        selection = phase_selection(plans, grad_taps.device, grad_taps.dtype)
+        grad_weight = (grad_phases.reshape(c_out * c_in, -1) @ selection).view(
+            self.weight.shape)
+        grad_bias = grad_output.sum((0, 2, 3))
+        grad_input = grad_rows.view(n, hp, wp, c_in)[:, top:top + h, left:left + w] \
+            .permute(0, 3, 1, 2)
+        return grad_input, grad_weight, grad_bias
+
     @staticmethod
     def _phase_slices(plans: tuple[PhasePlan, PhasePlan]):
         """(a, b, rows of z, columns of z) for every output phase that has pixels."""
@@ -219,6 +242,8 @@ class Upsampling(Module):
                 if ph.count[a] and pw.count[b]:
                     yield (a, b, slice(ph.offset[a], ph.offset[a] + ph.count[a]),
                            slice(pw.offset[b], pw.offset[b] + pw.count[b]))
+
+    ### END FAST PATH
 
     def extra_repr(self) -> str:
         return conv_extra_repr(self) + f", scale_factor={self.scale_factor}"

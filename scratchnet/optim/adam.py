@@ -30,14 +30,18 @@ class Adam(Optimizer):
         self.impl = "fast"
 
     def step(self) -> None:
-        if self.impl == "reference":
-            return super().step()
         check_impl(self.impl)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                self.update_group(params, [self.state_of(p) for p in params], group)
+        ### BEGIN FAST PATH
+        if self.impl == "fast":
+            for group in self.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                if params:
+                    self.update_group(params, [self.state_of(p) for p in params], group)
+            return
+        ### END FAST PATH
+        super().step()
 
+    ### BEGIN FAST PATH
     def update_group(self, params: list[Tensor], states: list[dict[str, Any]],
                      group: dict[str, Any]) -> None:
         """`update` for a list of parameters: each line is one op on all of them."""
@@ -56,8 +60,13 @@ class Adam(Optimizer):
         torch._foreach_add_(denom, group["eps"])
         torch._foreach_addcdiv_(params, m, denom,
                                 [-group["lr"] / (1 - beta1 ** s["step"]) for s in states])
+    ### END FAST PATH
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Change p in place from grad (p's shape). `advance(p, state)` counts the step in
+        state["step"] and creates state["exp_avg"] (m) and state["exp_avg_sq"] (v) at the first;
+        `group` holds lr, betas, eps and weight_decay."""
+        ### BEGIN SOLUTION
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * p
@@ -69,6 +78,7 @@ class Adam(Optimizer):
         step_size = group["lr"] / (1 - beta1 ** t)
         denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
         p.addcdiv_(m, denom, value=-step_size)
+        ### END SOLUTION
 
 
 def advance(p: Tensor, state: dict[str, Any]) -> None:

@@ -24,6 +24,9 @@ class SGD(Optimizer):
                                   "weight_decay": weight_decay, "nesterov": nesterov})
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Change p in place from grad (p's shape); `state["momentum_buffer"]` persists between
+        steps; `group` holds lr, momentum, dampening, weight_decay and nesterov."""
+        ### BEGIN SOLUTION
         d = grad if group["weight_decay"] == 0 else grad + group["weight_decay"] * p
         momentum = group["momentum"]
         if momentum != 0:
@@ -34,3 +37,4 @@ class SGD(Optimizer):
                 buf.mul_(momentum).add_(d, alpha=1 - group["dampening"])
             d = d + momentum * buf if group["nesterov"] else buf
         p.add_(d, alpha=-group["lr"])
+        ### END SOLUTION
