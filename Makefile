@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup run test lab data notebooks clean
+.PHONY: setup run test lab data notebooks student clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ notebooks: setup
 	env -u MPLBACKEND CUDA_VISIBLE_DEVICES= $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
 	    --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 	$(BIN)/python tools/strip_timing.py $(NOTEBOOKS)
+
+# The student edition: the package with the tasks blanked, notebooks cleared (build/student/).
+student: setup
+	$(BIN)/python -m scratchnet handout build/student
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

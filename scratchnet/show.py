@@ -22,11 +22,14 @@ def qualified_name(obj: Any) -> str:
 
 def source_markdown(obj: Any) -> str:
     """Markdown for a class, function, method or property: its qualified name, then its source
-    as a fenced Python block (the fence is longer than any run of backticks in the code)."""
+    as a fenced Python block (the fence is longer than any run of backticks in the code). The
+    coursework's region marker lines are left out (`coursework.regions.strip_markers`)."""
+    from .coursework.regions import strip_markers
+
     if isinstance(obj, property):
         obj = obj.fget
     try:
-        code = textwrap.dedent(inspect.getsource(obj)).rstrip()
+        code = textwrap.dedent(strip_markers(inspect.getsource(obj))).rstrip()
     except (TypeError, OSError) as error:
         raise TypeError(f"show_source: no Python source for {obj!r} ({error})") from None
     longest = max((len(run) for run in re.findall("`+", code)), default=0)
