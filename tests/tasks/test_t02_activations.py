@@ -1,0 +1,214 @@
+"""Notebook 02 · Activations and MSE: T02.1 ReLU, T02.2 Sigmoid, T02.3 Tanh, T02.4 MSELoss.
+References: torch (torch.relu/sigmoid/tanh, F.mse_loss, autograd) in float64."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor
+
+import scratchnet as sn
+from scratchnet.coursework.checks import expect_close
+
+pytestmark = pytest.mark.T02
+TOL = {"rtol": 1e-10, "atol": 1e-12}
+shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
+
+
+def randn(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def torch_grads(fn, inputs: list[Tensor], upstream: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """fn(*inputs) and the gradients of ⟨fn(*inputs), upstream⟩ by torch autograd."""
+    with torch.enable_grad():
+        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+        out = fn(*leaves)
+        out.backward(upstream)
+    return out.detach(), [leaf.grad for leaf in leaves]
+
+
+def check_activation(layer: sn.Module, reference, x: Tensor, g: Tensor, name: str,
+                     forward_hint: str, derivative_hint: str, tol: dict, at: str = "") -> None:
+    """Forward and backward of `layer` at x (upstream gradient g) against torch; `at` describes
+    x in the messages."""
+    y_want, (dx_want,) = torch_grads(reference, [x], g)
+    y = layer(x)
+    expect_close(y, y_want, f"{name}(x){at}", **tol, hint=forward_hint)
+    expect_close(layer.backward(g), dx_want, f"∂L/∂x of {name} (grad_output · {name}′(x)){at}",
+                 **tol, hint=derivative_hint)
+
+
+# x's shape (any), its scale and a seed
+inputs = st.tuples(shapes, st.sampled_from([1.0, 10.0]), st.integers(0, 2**31))
+
+
+def make_input(case: tuple) -> tuple[Tensor, Tensor]:
+    """x of the drawn shape and scale, its first element exactly 0; an upstream gradient g."""
+    shape, scale, seed = case
+    x = randn(shape, seed) * scale
+    x.reshape(-1)[0] = 0.0
+    return x, randn(shape, seed + 1)
+
+
+# -- T02.1 ReLU --------------------------------------------------------------------------------
+RELU_HINT = "ReLU(x) = max(0, x), element-wise (x.clamp(min=0))"
+RELU_DERIVATIVE_HINT = ("ReLU′ is 1 where x > 0 and 0 elsewhere — 0 at x = 0 too, as in torch; "
+                        "from the output: 1 where y > 0")
+
+
+@pytest.mark.T02_1
+@given(case=inputs)
+def test_relu(case):
+    x, g = make_input(case)
+    check_activation(sn.ReLU(), torch.relu, x, g, "ReLU", RELU_HINT, RELU_DERIVATIVE_HINT, TOL)
+
+
+@pytest.mark.T02_1
+def test_relu_inplace():
+    """inplace=False leaves x alone; inplace=True overwrites x with the result."""
+    x = randn((3, 4), 0)
+    x_before = x.clone()
+    sn.ReLU()(x)
+    expect_close(x, x_before, "x after ReLU() (inplace=False)", rtol=0, atol=0,
+                 hint="without inplace, ReLU must return a new tensor: x.clamp(min=0)")
+    y = sn.ReLU(inplace=True)(x)
+    expect_close(x, torch.relu(x_before), "x after ReLU(inplace=True)", rtol=0, atol=0,
+                 hint="with inplace=True, overwrite x and return it: x.clamp_(min=0)")
+    expect_close(y, torch.relu(x_before), "ReLU(inplace=True)(x)", rtol=0, atol=0,
+                 hint="with inplace=True, overwrite x and return it: x.clamp_(min=0)")
+
+
+# -- T02.2 Sigmoid -----------------------------------------------------------------------------
+SIGMOID_HINT = ("σ(x) = 1/(1 + e^{−x}) overflows: e^{−x} is inf for x ≪ 0 (and e^{x}/(1 + e^{x}) "
+                "gives inf/inf = NaN for x ≫ 0). Use e = e^{−|x|} ≤ 1 only: 1/(1 + e) where "
+                "x ≥ 0, e/(1 + e) where x < 0")
+SIGMOID_DERIVATIVE_HINT = ("σ′(x) = σ(x)·(1 − σ(x)) = y·(1 − y), from the saved output y — no "
+                           "exponential, so nothing can overflow")
+EXTREMES = [-1000.0, -100.0, -30.0, -1.0, 0.0, 1.0, 30.0, 100.0, 1000.0]
+AT_EXTREMES = f" for x = {EXTREMES} ({{}})"
+
+
+@pytest.mark.T02_2
+@given(case=inputs)
+def test_sigmoid(case):
+    x, g = make_input(case)
+    check_activation(sn.Sigmoid(), torch.sigmoid, x, g, "σ", SIGMOID_HINT,
+                     SIGMOID_DERIVATIVE_HINT, TOL)
+
+
+@pytest.mark.T02_2
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_sigmoid_without_overflow(dtype):
+    """σ and σ′ at ±1000, ±100, ±30: finite, 0 or 1 at the extremes, in float32 and float64."""
+    x = torch.tensor(EXTREMES, dtype=dtype)
+    tol = {"rtol": 1e-6, "atol": torch.finfo(dtype).tiny}
+    check_activation(sn.Sigmoid(), torch.sigmoid, x, torch.ones_like(x), "σ", SIGMOID_HINT,
+                     SIGMOID_DERIVATIVE_HINT, tol, AT_EXTREMES.format(dtype))
+
+
+@pytest.mark.T02_2
+def test_sigmoid_derivative_from_the_output():
+    """derivative(x, y) must use y: here x is NaN, so any use of x shows."""
+    y = torch.rand(3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expect_close(sn.Sigmoid().derivative(torch.full_like(y, torch.nan), y), y * (1 - y),
+                 "σ′ computed by derivative(x, y)", **TOL, hint=SIGMOID_DERIVATIVE_HINT
+                 + " (this test passes x = NaN: use only y)")
+
+
+# -- T02.3 Tanh --------------------------------------------------------------------------------
+TANH_HINT = "tanh(x): torch.tanh(x) (it does not overflow)"
+TANH_DERIVATIVE_HINT = "tanh′(x) = 1 − tanh(x)² = 1 − y², from the saved output y"
+
+
+@pytest.mark.T02_3
+@given(case=inputs)
+def test_tanh(case):
+    x, g = make_input(case)
+    check_activation(sn.Tanh(), torch.tanh, x, g, "tanh", TANH_HINT, TANH_DERIVATIVE_HINT, TOL)
+
+
+@pytest.mark.T02_3
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_tanh_extremes(dtype):
+    x = torch.tensor(EXTREMES, dtype=dtype)
+    tol = {"rtol": 1e-6, "atol": torch.finfo(dtype).tiny}
+    check_activation(sn.Tanh(), torch.tanh, x, torch.ones_like(x), "tanh", TANH_HINT,
+                     TANH_DERIVATIVE_HINT, tol, AT_EXTREMES.format(dtype))
+
+
+@pytest.mark.T02_3
+def test_tanh_derivative_from_the_output():
+    y = 2 * torch.rand(3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 1
+    expect_close(sn.Tanh().derivative(torch.full_like(y, torch.nan), y), 1 - y * y,
+                 "tanh′ computed by derivative(x, y)", **TOL,
+                 hint=TANH_DERIVATIVE_HINT + " (this test passes x = NaN: use only y)")
+
+
+# -- T02.4 MSELoss -----------------------------------------------------------------------------
+LOSS_HINT = {
+    "mean": "the mean of (prediction − target)² over every element: divide the sum by "
+            "prediction.numel()",
+    "sum": "the sum of (prediction − target)² over every element",
+    "none": "(prediction − target)², element-wise, shaped like prediction",
+}
+GRAD_HINT = {
+    "mean": "the gradient is scaled like the loss: 2·(prediction − target)/numel, numel = "
+            "prediction.numel() — the number of elements, not the batch size N — times the "
+            "upstream gradient grad_output",
+    "sum": "2·(prediction − target), times the upstream gradient grad_output (no division)",
+    "none": "2·(prediction − target)·grad_output, element-wise (grad_output is shaped like the "
+            "loss)",
+}
+
+
+# prediction's shape, (N, …) with N > 1 and more elements than N, and a seed
+mse_cases = st.tuples(st.sampled_from([(2, 3), (3, 2, 2), (2, 3, 2, 3), (4, 1, 3)]),
+                      st.integers(0, 2**31))
+
+
+def make_mse(case: tuple) -> tuple[Tensor, Tensor, int]:
+    shape, seed = case
+    return randn(shape, seed), randn(shape, seed + 1), seed
+
+
+@pytest.mark.T02_4
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(case=mse_cases)
+def test_mse_loss(reduction, case):
+    prediction, target, _ = make_mse(case)
+    want = F.mse_loss(prediction, target, reduction=reduction)
+    loss = sn.MSELoss(reduction)(prediction, target)
+    expect_close(loss, want, f"the loss (reduction={reduction!r})", **TOL,
+                 hint=LOSS_HINT[reduction])
+
+
+@pytest.mark.T02_4
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(case=mse_cases)
+def test_mse_gradient(reduction, case):
+    prediction, target, seed = make_mse(case)
+    crit = sn.MSELoss(reduction)
+    loss = crit(prediction, target)
+    upstream = randn(tuple(loss.shape), seed + 2)
+    _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
+                             [prediction], upstream)
+    expect_close(crit.backward(upstream), want,
+                 f"∂L/∂prediction (reduction={reduction!r}, with an upstream gradient)", **TOL,
+                 hint=GRAD_HINT[reduction])
+
+
+@pytest.mark.T02_4
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@given(case=mse_cases)
+def test_mse_default_backward(reduction, case):
+    """backward() of a scalar loss: the gradient of the loss itself (upstream 1)."""
+    prediction, target, _ = make_mse(case)
+    crit = sn.MSELoss(reduction)
+    crit(prediction, target)
+    _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
+                             [prediction], torch.tensor(1.0, dtype=torch.float64))
+    expect_close(crit.backward(), want, f"∂loss/∂prediction (reduction={reduction!r})", **TOL,
+                 hint=GRAD_HINT[reduction])

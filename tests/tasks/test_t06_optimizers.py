@@ -1,0 +1,153 @@
+"""Notebook 06 · Optimizers: T06.1 SGD.update, T06.2 Adam.update, both through step().
+Reference: torch.optim's SGD and Adam updates on copies of the same parameters and gradients,
+float64, several steps; each step's change p_new − p_old is compared.
+
+The reference calls torch.optim.sgd.sgd / torch.optim.adam.adam, the functions torch.optim.SGD
+and torch.optim.Adam run in step(): constructing a torch.optim optimizer imports torch._dynamo,
+seconds of the suite's time budget."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor
+from torch.optim.adam import adam as torch_adam
+from torch.optim.sgd import sgd as torch_sgd
+
+import scratchnet as sn
+from scratchnet.coursework.checks import expect_close
+
+pytestmark = pytest.mark.T06
+TOL = {"rtol": 1e-9, "atol": 1e-12}
+STEPS = 4
+
+
+def randn(shape: tuple[int, ...], seed: int) -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# The parameters' shapes (a matrix, a vector, …) and a seed for their values and gradients.
+problems = st.tuples(st.sampled_from([((3, 4), (4,)), ((2, 3, 2), (5,), (2, 2)), ((4, 2), (1,))]),
+                     st.integers(0, 2**31))
+
+
+def compare_steps(make_ours, make_torch, problem, name: str, first_hint: str,
+                  later_hint: str) -> None:
+    """Run both optimizers for STEPS steps with the same gradients; compare every step's change
+    of every parameter, and that the gradients are left untouched."""
+    shapes, seed = problem
+    params = [randn(shape, seed + i) for i, shape in enumerate(shapes)]
+    grads = [[randn(shape, seed + 100 * (t + 1) + i) for i, shape in enumerate(shapes)]
+             for t in range(STEPS)]
+    ours = [p.clone() for p in params]
+    theirs = [p.clone() for p in params]
+    opt, reference = make_ours(ours), make_torch(theirs)
+    for t, step_grads in enumerate(grads, start=1):
+        for p, q, g in zip(ours, theirs, step_grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        before = [p.clone() for p in ours]
+        reference.step()
+        opt.step()
+        for i, (p, q, old, g) in enumerate(zip(ours, theirs, before, step_grads)):
+            what = f"the change of parameter {i} at step {t} of {name}"
+            expect_close(p - old, q - old, what, **TOL,
+                         hint=first_hint if t == 1 else later_hint)
+            expect_close(p.grad, g, f"p.grad of parameter {i} after step {t}", rtol=0, atol=0,
+                         hint="update must not change the gradient in place: grad + wd·p makes "
+                              "a new tensor, grad.add_(…) would change p.grad")
+
+
+class TorchSGD:
+    """torch.optim.SGD(params, **kwargs), step for step."""
+
+    def __init__(self, params: list[Tensor], lr: float, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+        self.params, self.buffers = params, [None] * len(params)
+        self.kwargs = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                       "weight_decay": weight_decay, "nesterov": nesterov, "maximize": False}
+
+    def step(self) -> None:
+        torch_sgd(self.params, [p.grad for p in self.params], self.buffers,
+                  foreach=False, **self.kwargs)
+
+
+class TorchAdam:
+    """torch.optim.Adam(params, **kwargs), step for step."""
+
+    def __init__(self, params: list[Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        self.params = params
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.tensor(0.0) for _ in params]
+        self.kwargs = {"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
+                       "weight_decay": weight_decay, "amsgrad": False, "maximize": False}
+
+    def step(self) -> None:
+        torch_adam(self.params, [p.grad for p in self.params], self.m, self.v, [],
+                   self.steps, foreach=False, **self.kwargs)
+
+
+# -- T06.1 SGD ---------------------------------------------------------------------------------
+SGD_CONFIGS = [
+    {"lr": 0.1},
+    {"lr": 0.1, "momentum": 0.9},
+    {"lr": 0.05, "momentum": 0.5, "dampening": 0.3},
+    {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+    {"lr": 0.1, "weight_decay": 0.1},
+    {"lr": 0.01, "momentum": 0.9, "dampening": 0.5, "weight_decay": 0.05},
+    {"lr": 0.1, "momentum": 0.5, "nesterov": True, "weight_decay": 0.1},
+]
+SGD_FIRST_HINT = ("step: p ← p − lr·d in place (p.add_(d, alpha=-lr): the optimizer holds the "
+                  "module's own tensors), d = grad + weight_decay·p. With momentum, the first "
+                  "step starts the buffer at the gradient itself: b = d (not zeros, not "
+                  "(1 − dampening)·d); then d = d + momentum·b with Nesterov, else d = b")
+SGD_LATER_HINT = ("from the second step on the momentum buffer, kept in state['momentum_buffer'] "
+                  "between steps, becomes b = momentum·b + (1 − dampening)·d; then d = d + "
+                  "momentum·b with Nesterov, else d = b; p ← p − lr·d")
+
+
+def sgd_id(kwargs: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+@pytest.mark.T06_1
+@pytest.mark.parametrize("kwargs", SGD_CONFIGS, ids=sgd_id)
+@given(problem=problems)
+def test_sgd(kwargs, problem):
+    compare_steps(lambda ps: sn.SGD(ps, **kwargs), lambda ps: TorchSGD(ps, **kwargs),
+                  problem, f"SGD({sgd_id(kwargs)})", SGD_FIRST_HINT, SGD_LATER_HINT)
+
+
+# -- T06.2 Adam --------------------------------------------------------------------------------
+ADAM_CONFIGS = [
+    {"lr": 0.01},
+    {"lr": 0.1, "betas": (0.5, 0.9)},
+    {"lr": 0.01, "eps": 1e-3},
+    {"lr": 0.1, "weight_decay": 0.1},
+    {"lr": 0.05, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+]
+ADAM_FIRST_HINT = ("at step t = 1 Adam moves every parameter by about lr: m and v start at zero, "
+                   "so divide them by (1 − β₁ᵗ) and (1 − β₂ᵗ) (the bias correction): m̂ = "
+                   "m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ), p ← p − lr·m̂/(√v̂ + ε), in place; t counts "
+                   "from 1; g = grad + weight_decay·p")
+ADAM_LATER_HINT = ("m = β₁·m + (1 − β₁)·g and v = β₂·v + (1 − β₂)·g² are kept in the state "
+                   "between steps (update the state's tensors in place), t grows by one per step, "
+                   "and the bias correction uses the current t: m̂ = m/(1 − β₁ᵗ), v̂ = "
+                   "v/(1 − β₂ᵗ); p ← p − lr·m̂/(√v̂ + ε)")
+
+
+def make_adam(params: list[Tensor], kwargs: dict, impl: str | None) -> sn.Adam:
+    opt = sn.Adam(params, **kwargs)
+    if impl is not None:
+        opt.impl = impl
+    return opt
+
+
+@pytest.mark.T06_2
+@pytest.mark.parametrize("kwargs", ADAM_CONFIGS, ids=sgd_id)
+@given(problem=problems)
+def test_adam(impl, kwargs, problem):
+    compare_steps(lambda ps: make_adam(ps, kwargs, impl), lambda ps: TorchAdam(ps, **kwargs),
+                  problem, f"Adam({sgd_id(kwargs)})", ADAM_FIRST_HINT, ADAM_LATER_HINT)
