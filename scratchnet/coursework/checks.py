@@ -116,7 +116,7 @@ def expect_close(got: object, want: object, what: str, *, rtol: float = 1e-5,
     flat = int(error.reshape(-1).argmax())
     worst = float(error.reshape(-1)[flat])
     largest = float(w.abs().nan_to_num(nan=0.0).max())
-    wrong = int((error > atol + rtol * w.abs()).sum())
+    wrong = int((~torch.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)).sum())
     k = scale_factor(g, w, rtol, atol)
     head = (f"{what} {_describe_scale(k)}" if k is not None else
             f"{what} differs from the expected value in {wrong} of {g.numel()} elements")
