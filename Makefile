@@ -1,6 +1,8 @@
 # make run   — set up .venv and execute the whole notebook series (results in build/notebooks/)
 # make test  — set up .venv and run the unit tests and the notebooks (nbval); the committed
 #              notebook outputs are the CPU path's, so the tests hide any GPU
+# make check TASK=T03_4 — the task tests of one task (TASK=T03: of notebook 03)
+# make student — write the student edition to build/student/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +10,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup run test lab data notebooks student clean
+.PHONY: setup run test check lab data notebooks student clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +31,11 @@ run: setup
 test: setup
 	env -u MPLBACKEND CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+# The task tests of one task or notebook, as students run them: make check TASK=T03_4 (or TASK=T03)
+check: setup
+	@test -n "$(TASK)" || (echo "usage: make check TASK=T03_4 (or TASK=T03)"; exit 2)
+	$(BIN)/python -m pytest tests/tasks -p no:cacheprovider -m "$(TASK)"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

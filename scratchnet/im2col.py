@@ -4,12 +4,11 @@
 pixel `(i, j)` of image `n` sees, in the order of `weight.reshape(C_out, -1)`. A convolution is then
 one matrix product, and its input gradient is `col2im` of a matrix product.
 
-Two implementations give identical results (the tests prove it):
-- "reference": `unfold` / `fold`, written from the index formula, one strided slice per kernel tap;
-- "fast": a strided view of the (padded) input copied once, and `kh·kw` strided additions — or a
-  single strided copy when the windows do not overlap (e.g. kernel 2, stride 2).
-
-A stride-1 convolution needs no patch matrix at all (`shifted_conv`): with the padded input in
+The textbook implementation, `impl="reference"`, is `unfold` / `fold`, written from the index
+formula, one strided slice per kernel tap. The instructor's edition adds fast paths (`impl="fast"`,
+proven equal by the tests; the student edition has none): a strided view of the padded input
+copied once, and `kh·kw` strided additions — or one strided copy when the windows do not overlap;
+and a stride-1 convolution without a patch matrix (`shifted_conv`): with the padded input in
 channels-last order flattened to rows, the pixel `kernel tap (u, v)` away from row r is row
 r + u·W + v, so the convolution is a sum of `kh·kw` matrix products of row ranges of one matrix.
 """

@@ -2,9 +2,11 @@
 
 Upsampling by s then a k×k convolution equals, for each of the s×s output phases, a small
 convolution of the *low-resolution* input with a kernel summed from the k×k one (for s = 2,
-k = 3: four 2×2 kernels, 2.25× fewer multiply-adds, no upsampled tensor). That is the "fast"
-implementation — all phases in one stride-1 convolution (`shifted_conv`, no patch matrix), whose
-output channels are then interleaved into the output pixels; "reference" upsamples, then convolves.
+k = 3: four 2×2 kernels, 2.25× fewer multiply-adds, no upsampled tensor): `PhasePlan` and
+`Upsampling.phase_taps`. The textbook implementation, `impl="reference"`, upsamples, then
+convolves. The instructor's edition adds the fast path (`impl="fast"`; the student edition has
+none): all phases in one stride-1 convolution (`shifted_conv`, no patch matrix), whose output
+channels are then interleaved into the output pixels.
 """
 from __future__ import annotations
 

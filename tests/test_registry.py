@@ -30,6 +30,8 @@ def test_ids_are_unique_well_formed_and_in_notebook_order():
         assert t.kind in KINDS and t.points > 0 and t.title
         assert all(task(d).number <= t.number for d in t.depends), t.id
         assert (t.kind == "code") == bool(t.where) == bool(t.todo), t.id
+        if isinstance(t.todo, tuple):
+            assert len(t.todo) == len(t.where), t.id
     for number in NOTEBOOKS:
         minors = [int(t.id.split(".")[1]) for t in tasks_in(number)]
         assert minors == list(range(1, len(minors) + 1)), number

@@ -1,23 +1,35 @@
 """Coursework: the task registry, the student edition (hand-out) and the grader.
 
-    from scratchnet.coursework import show_tasks
+    from scratchnet.coursework import check, show_tasks
     show_tasks("03")       # the tasks of notebook 03: id, title, points, where to write them
+    check("T03_4")         # run the tests of task T03.4 (or "T03": all of notebook 03's)
 """
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 from .tasks import TASKS, Task, task, tasks_in
 
-KIND_LABELS = {"code": "package code", "check": "graded check", "exercise": "exercise",
-               "written": "written answer"}
+WHERE = {"check": "graded cells below", "exercise": "an exercise cell below",
+         "written": "an answer cell below"}
 
 
 def tasks_markdown(number: str) -> str:
-    """A Markdown table of notebook `number`'s tasks ('03'), with the total of its points."""
-    rows = ["| task | what | points | kind | where |", "| --- | --- | ---: | --- | --- |"]
+    """A Markdown table of notebook `number`'s tasks ('03'): where each is written and what grades
+    it, with the total of its points."""
+    rows = ["| task | what | points | where | graded by |", "| --- | --- | ---: | --- | --- |"]
     tasks = tasks_in(number)
     for t in tasks:
-        where = "<br>".join(f"`{w}`" for w in t.where) or "this notebook"
-        rows.append(f"| `{t.id}` | {t.title} | {t.points:g} | {KIND_LABELS[t.kind]} | {where} |")
+        if t.kind == "code":
+            where = "<br>".join(f"`{w}`" for w in t.where)
+            graded = f"`check(\"{t.grade_id}\")`"
+        else:
+            where = WHERE[t.kind]
+            graded = "hand" if t.kind == "written" else f"cells `{t.grade_id}…`"
+        rows.append(f"| `{t.id}` | {t.title} | {t.points:g} | {where} | {graded} |")
     total = sum(t.points for t in tasks)
     return "\n".join(rows) + f"\n\n{len(tasks)} tasks, {total:g} points."
 
@@ -34,4 +46,24 @@ def show_tasks(number: str) -> None:
         display(Markdown(text))
 
 
-__all__ = ["TASKS", "Task", "show_tasks", "task", "tasks_in", "tasks_markdown"]
+def check(selection: str) -> bool:
+    """Run the task tests of `selection` — a task ("T03_4" or "T03.4"), a notebook ("T03"), or
+    several ("T01 or T02") — in a fresh Python, so that the package code as it is now on disk is
+    tested; print pytest's report and return whether every test passed. Equivalent to
+    `make check TASK=T03_4`."""
+    marker = selection.strip().replace(".", "_")
+    if not re.fullmatch(r"T\d\d(_\d+)?(\s+or\s+T\d\d(_\d+)?)*", marker):
+        raise ValueError(f"check: expected a task id such as 'T03_4', a notebook such as 'T03' "
+                         f"or 'T01 or T02', got {selection!r}")
+    root = Path(__file__).resolve().parents[2]
+    tests = root / "tests" / "tasks"
+    if not tests.is_dir():
+        raise FileNotFoundError(f"check: no task tests at {tests}")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tests), "-m", marker, "-q", "--no-header",
+         "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, check=False)
+    print(result.stdout.rstrip() or result.stderr.rstrip())
+    return result.returncode == 0
+
+
+__all__ = ["TASKS", "Task", "check", "show_tasks", "task", "tasks_in", "tasks_markdown"]

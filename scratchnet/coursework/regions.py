@@ -183,7 +183,7 @@ def python_string(text: str) -> str:
 
 def stub_lines(task: Task, qualname: str, indent: str) -> list[str]:
     """What a blanked region of `task` in function `qualname` becomes."""
-    return [f"{indent}# TODO {task.id}: {task.todo}",
+    return [f"{indent}# TODO {task.id}: {task.todo_for(qualname)}",
             f"{indent}raise NotImplementedError({python_string(task.stub_message(qualname))})"]
 
 

@@ -38,7 +38,7 @@ class Task:
     points: float
     kind: str
     section: str
-    todo: str = ""
+    todo: str | tuple[str, ...] = ""
     where: tuple[str, ...] = ()
     depends: tuple[str, ...] = field(default=())
 
@@ -61,14 +61,24 @@ class Task:
     def autograded(self) -> bool:
         return self.kind != "written"
 
+    def todo_for(self, name: str) -> str:
+        """What to write in function `name` ('Sequential.backward'): `todo`, or its entry for the
+        `where` that names `name` when `todo` has one per place."""
+        if isinstance(self.todo, str):
+            return self.todo
+        for where, todo in zip(self.where, self.todo):
+            if where.split(":")[1] == name:
+                return todo
+        raise KeyError(f"{self.id} names no function {name!r}")
+
     def stub_message(self, name: str) -> str:
         """What a blank of this task in function `name` raises."""
-        return (f"{self.id} {name} — {self.todo}; derivation: notebooks/{self.notebook}.ipynb, "
-                f"{self.section}")
+        return (f"{self.id} {name} — {self.todo_for(name)}; derivation: "
+                f"notebooks/{self.notebook}.ipynb, {self.section}")
 
 
-def _code(id: str, title: str, points: float, section: str, where: tuple[str, ...], todo: str,
-          depends: tuple[str, ...] = ()) -> Task:
+def _code(id: str, title: str, points: float, section: str, where: tuple[str, ...],
+          todo: str | tuple[str, ...], depends: tuple[str, ...] = ()) -> Task:
     return Task(id, title, points, "code", section, todo, where, depends)
 
 
@@ -89,7 +99,9 @@ TASKS: tuple[Task, ...] = (
     _code("T01.3", "Sequential: the chain rule", 2, "§4",
           ("scratchnet/containers.py:Sequential.forward",
            "scratchnet/containers.py:Sequential.backward"),
-          "run the modules in order in forward, and backward through them in reverse order"),
+          ("run the modules in order, each on the output of the one before",
+           "call every module's backward in reverse order, each on the gradient the module "
+           "after it returned")),
     Task("T01.4", "Check: Linear and Sequential against torch", 1, "check", "§3–§4",
          depends=T01_CODE),
     Task("T01.5", "Exercise: a Scale module with a parameter", 2, "exercise", "Exercises"),
@@ -101,17 +113,20 @@ TASKS: tuple[Task, ...] = (
     # 02 · Activations and MSE
     _code("T02.1", "ReLU", 1, "§2", ("scratchnet/activations.py:ReLU.function",
                                      "scratchnet/activations.py:ReLU.derivative"),
-          "write max(0, x) and its derivative"),
+          ("return max(0, x) (in place when self.inplace)",
+           "return ReLU's derivative, 1 where x > 0 and 0 elsewhere, read off the output y")),
     _code("T02.2", "Sigmoid without overflow", 2, "§3",
           ("scratchnet/activations.py:Sigmoid.function",
            "scratchnet/activations.py:Sigmoid.derivative"),
-          "write σ(x) with e^{−|x|} only, and σ′ from the saved output y"),
+          ("return σ(x) computed with e^{−|x|} only, so that no exp overflows",
+           "return σ′(x) from the saved output y")),
     _code("T02.3", "Tanh", 1, "§4", ("scratchnet/activations.py:Tanh.function",
                                      "scratchnet/activations.py:Tanh.derivative"),
-          "write tanh(x) and its derivative from the saved output y"),
+          ("return tanh(x)", "return tanh′(x) from the saved output y")),
     _code("T02.4", "MSE loss and its gradient", 2, "§5",
           ("scratchnet/loss.py:MSELoss.forward", "scratchnet/loss.py:MSELoss.backward"),
-          "write the reduced squared error and its gradient, scaled like the loss"),
+          ("save what backward needs and return the squared error reduced by self.reduction",
+           "return ∂loss/∂prediction, scaled like the loss (mean, sum or none)")),
     Task("T02.5", "Check: activations and MSE against torch", 1, "check", "§2–§6",
          depends=T01_CODE + T02_CODE),
     Task("T02.6", "Exercise: Softplus without overflow", 2, "exercise", "Exercises"),
