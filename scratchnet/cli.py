@@ -19,6 +19,8 @@ examples:
   python -m scratchnet evaluate --checkpoint runs/unet.pth
   python -m scratchnet denoise noisy.png clean.png --model unet
   python -m scratchnet benchmark --quick
+  python -m scratchnet handout build/student            # the course's student edition
+  python -m scratchnet grade submissions/* --csv grades.csv
 """
 
 
@@ -39,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .coursework.grade import DEFAULT_JOBS, DEFAULT_TIMEOUT
 
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -155,6 +158,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use a checkpoint written by train instead")
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
     p.set_defaults(run=run_denoise)
+
+    p = command("handout", "write the student edition of the course",
+                "Write OUT, the course's student edition: the package with each task's solution "
+                "replaced by a stub that raises NotImplementedError naming the task, without the "
+                "fast paths; the notebooks with outputs cleared, solution cells blanked and hidden "
+                "tests removed; the task tests, a Makefile and a README. A student edition "
+                "written before into OUT is replaced; any other non-empty OUT is refused.",
+                "examples:\n  python -m scratchnet handout build/student\n"
+                "  python -m scratchnet handout /tmp/student --source ~/src/scratchnet")
+    p.add_argument("out", type=Path, metavar="OUT", help="folder to write (replaced if it holds a "
+                                                         "previous hand-out)")
+    p.add_argument("--source", type=Path, default=None, metavar="DIR",
+                   help="the instructor's checkout (default: the one scratchnet runs from)")
+    p.set_defaults(run=run_handout)
+
+    p = command("grade", "grade students' copies of the hand-out",
+                "Grade each SUBMISSION (a student's copy of the hand-out folder) with the "
+                "instructor's tests/tasks/ and notebooks (graded cells with their hidden tests) "
+                "of the checkout scratchnet runs from. Only the submission's scratchnet/ and "
+                "notebooks/*.ipynb are used: each is copied into a temporary folder and run "
+                "there, in subprocesses with time limits. Prints points per task and "
+                "submission; written answers are graded by hand (\"manual\").",
+                "examples:\n  python -m scratchnet grade submissions/*\n"
+                "  python -m scratchnet grade alice bob --csv grades.csv --verbose\n"
+                "  python -m scratchnet grade alice --tasks T01,T03.4 --timeout 10")
+    p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
+                   help="a student's hand-out folder (with scratchnet/ and notebooks/)")
+    p.add_argument("--csv", type=Path, default=None, metavar="FILE",
+                   help="also write one row per submission: submission, each task, total, max")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"time limit of one test (default {DEFAULT_TIMEOUT:g}); a notebook cell "
+                        "gets 4 times as much, a notebook and a test run 20 times")
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                   help=f"test runs and notebooks at a time (default {DEFAULT_JOBS})")
+    p.add_argument("--tasks", default=None, metavar="IDS",
+                   help="grade only these tasks, ids or whole notebooks (e.g. T01,T03.4)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="say why points were lost (first line of each failing check)")
+    p.add_argument("--source", type=Path, default=None, metavar="DIR",
+                   help="the instructor's checkout (default: the one scratchnet runs from)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep each submission's temporary folder and print where it is (for "
+                        "debugging the grader)")
+    p.set_defaults(run=run_grade)
 
     sub.add_parser("benchmark", add_help=False,
                    help="time scratchnet against torch.nn (see: python -m scratchnet benchmark "
@@ -366,4 +413,43 @@ def run_denoise(args: argparse.Namespace) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     print(f"{args.input} ({w}×{h}) → {args.output}")
+    return 0
+
+
+def run_handout(args: argparse.Namespace) -> int:
+    from .coursework.handout import make_handout
+
+    handout = make_handout(args.out, args.source)
+    print(f"wrote the student edition to {handout.path}: {handout.summary()}")
+    return 0
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .coursework.grade import format_table, grade, write_csv
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:        # Ctrl-C or SIGTERM: the grader kills its processes and removes its folders
+        results = grade(args.submissions, tasks=args.tasks, timeout=args.timeout,
+                        jobs=args.jobs, source=args.source, keep=args.keep,
+                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("\ninterrupted: grading stopped, its processes and temporary folders removed",
+              file=sys.stderr)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    print(format_table(results, verbose=args.verbose))
+    for r in results:
+        if args.keep and r.workspace is not None:
+            print(f"kept the temporary folder of {r.name}: {r.workspace}", file=sys.stderr)
+    if args.csv is not None:
+        print(f"wrote {write_csv(results, args.csv)}")
     return 0

@@ -39,10 +39,14 @@ def source_markdown(obj: Any) -> str:
 
 def show_source(obj: Any) -> None:
     """Display the source of `obj` as highlighted code in Jupyter; print it outside IPython."""
+    show_markdown(source_markdown(obj))
+
+
+def show_markdown(text: str) -> None:
+    """Display Markdown `text` rendered in Jupyter; print it outside IPython."""
     from IPython import get_ipython
     from IPython.display import Markdown, display
 
-    text = source_markdown(obj)
     if get_ipython() is None:
         print(text)
     else:

@@ -138,9 +138,9 @@ TOY_NB = _notebook([
 def toy(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     files = {
-        "pyproject.toml": "[project]\nname = 'toy'\n",
+        "pyproject.toml": "[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n    \"nbgrader\",\n]\n",
         "Makefile": "TORCH  ?= torch==9.9.9\n",
-        "environment.yml": "name: toy\n",
+        "environment.yml": "name: toy\n      - nbval\n      - nbgrader\n",
         ".gitignore": "/data/\n",
         "README.md": "the instructor's README\n",
         "scratchnet/__init__.py": "",
@@ -320,9 +320,12 @@ def test_toy_handout(toy, tmp_path):
     files = set(_tree(out))
     assert files == {
         ".gitignore", "Makefile", "README.md", MARKER_FILE, "environment.yml", "pyproject.toml",
-        "notebooks/01_toy.ipynb", "notebooks/sanitize.cfg", "scratchnet/__init__.py",
+        "notebooks/01_toy.ipynb", "scratchnet/__init__.py",
         "scratchnet/sub/__init__.py", "scratchnet/sub/helpers.py", "scratchnet/toy.py",
         "scratchnet/weights/w.pth", "tests/tasks/conftest.py", "tests/tasks/test_toy.py"}
+    # students get no nbgrader (its Lab extension would ask them for a config) and no nbval setup
+    assert (out / "pyproject.toml").read_text() == "[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n]\n"
+    assert (out / "environment.yml").read_text() == "name: toy\n      - nbval\n"
     helpers = (out / "scratchnet/sub/helpers.py").read_text()
     assert "raise NotImplementedError(\"T01.2 triple — write both helpers" in helpers
     assert "    return y\n" in helpers                                 # code after the region

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..show import show_markdown
 from .tasks import TASKS, Task, task, tasks_in
 
 WHERE = {"check": "graded cells below", "exercise": "an exercise cell below",
@@ -36,14 +37,7 @@ def tasks_markdown(number: str) -> str:
 
 def show_tasks(number: str) -> None:
     """Display notebook `number`'s task table in Jupyter; print it elsewhere."""
-    from IPython import get_ipython
-    from IPython.display import Markdown, display
-
-    text = tasks_markdown(number)
-    if get_ipython() is None:
-        print(text)
-    else:
-        display(Markdown(text))
+    show_markdown(tasks_markdown(number))
 
 
 def check(selection: str) -> bool:

@@ -35,7 +35,11 @@ from .regions import (
 from .tasks import NOTEBOOKS, TASKS, Task
 
 MARKER_FILE = ".scratchnet-handout"
-TOP_FILES = ("pyproject.toml", "environment.yml", ".gitignore")   # copied as they are
+TOP_FILES = ("pyproject.toml", "environment.yml", ".gitignore")
+# what only the instructor uses: nbval's settings, and nbgrader (its JupyterLab extension would
+# greet students with "No nbgrader_config.py file found")
+INSTRUCTOR_FILES = {"sanitize.cfg"}
+INSTRUCTOR_REQUIREMENTS = {'"nbgrader",', "- nbgrader"}
 TEMPLATE = Path(__file__).with_name("student_readme.md")
 DEFAULT_TORCH = "torch==2.13.0"
 _SKIP_DIRS = {"__pycache__", "build", "dist"}
@@ -61,6 +65,13 @@ class Handout:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def current_umask() -> int:
+    """The process's umask (set to 0 for an instant to read it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def default_source() -> Path:
@@ -100,9 +111,7 @@ def make_handout(out: str | os.PathLike, source: str | os.PathLike | None = None
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         result = _build(stage, source, tasks, blank_ids)
-        umask = os.umask(0)
-        os.umask(umask)
-        stage.chmod(0o777 & ~umask)
+        stage.chmod(0o777 & ~current_umask())
         _replace(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -198,6 +207,8 @@ def _build(stage: Path, source: Path, tasks: Sequence[Task], blank: set[str]
     notebooks = cleared = 0
     for rel in _files(source / "notebooks"):
         src = source / "notebooks" / rel
+        if rel.name in INSTRUCTOR_FILES:
+            continue
         if rel.suffix != ".ipynb":
             _write(stage / "notebooks" / rel, src.read_bytes())
             continue
@@ -212,7 +223,7 @@ def _build(stage: Path, source: Path, tasks: Sequence[Task], blank: set[str]
             _write(stage / "tests" / "tasks" / rel, (source / "tests" / "tasks" / rel).read_bytes())
     for name in TOP_FILES:
         if (source / name).is_file():
-            _write(stage / name, (source / name).read_bytes())
+            _write(stage / name, without_instructor_tools((source / name).read_text("utf-8")))
     torch = torch_requirement(source)
     _write(stage / "Makefile", student_makefile(torch))
     _write(stage / "README.md", student_readme([t for t in tasks if t.id in blank], torch))
@@ -223,6 +234,12 @@ def _build(stage: Path, source: Path, tasks: Sequence[Task], blank: set[str]
     return blanked, stubs, stubbed_files, notebooks, cleared
 
 
+def without_instructor_tools(text: str) -> str:
+    """A dependency file without the lines that list instructor-only requirements."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if line.strip() not in INSTRUCTOR_REQUIREMENTS)
+
+
 # ---- notebooks --------------------------------------------------------------------------------
 
 def notebook_json(nb: dict) -> str:
@@ -231,9 +248,10 @@ def notebook_json(nb: dict) -> str:
                       separators=(",", ": ")) + "\n"
 
 
-def cell_task(grade_id: str) -> str | None:
-    """'T03_7_solution' / 'T03_5b' / 'T03_9' → 'T03.7' / 'T03.5' / 'T03.9'; else None."""
-    m = _GRADE_ID.match(grade_id)
+def cell_task(grade_id: str | None) -> str | None:
+    """The task a notebook cell's grade_id names: 'T03_7_solution' / 'T03_5b' / 'T03_9' →
+    'T03.7' / 'T03.5' / 'T03.9'; None for ids that name no task (and for no id)."""
+    m = _GRADE_ID.match(grade_id or "")
     return f"T{m.group(1)}.{m.group(2)}" if m else None
 
 

@@ -1,0 +1,319 @@
+"""What runs inside the grader's subprocesses: a pytest plugin that records every test's outcome
+and markers, and a notebook runner. The grader copies this file into each submission's temporary
+folder (as `scratchnet_grade_runtime.py`) and loads it from there, so it imports nothing from
+`scratchnet`: in those processes `scratchnet` is the student's package.
+
+Both write JSON lines, one record per event, flushed as they happen, so a run that crashes or is
+killed keeps what it had done.
+
+pytest: `-p scratchnet_grade_runtime`, records to $SCRATCHNET_GRADE_RESULTS; with
+$SCRATCHNET_GRADE_ROOT set, the run stops at once unless `import scratchnet` is inside it, and
+`scratchnet.*` is found only on the path (`confine_package`): a module the submission lacks is
+absent, not the instructor's (which an editable install would otherwise supply).
+notebooks: `python scratchnet_grade_runtime.py JOB.json` (see `run_notebook`); on SIGTERM the
+runner kills its kernel (while that child of its own is alive) and exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from importlib.machinery import PathFinder
+from pathlib import Path
+
+RESULTS_ENV = "SCRATCHNET_GRADE_RESULTS"
+ROOT_ENV = "SCRATCHNET_GRADE_ROOT"
+TIMEOUT_ENV = "SCRATCHNET_GRADE_TIMEOUT"
+WRONG_PACKAGE_EXIT = 4
+
+
+def _write(path: str | os.PathLike | None, record: dict) -> None:
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def first_line(text: str) -> str:
+    for line in str(text).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _inside(file: str | None, root: str) -> bool:
+    if not file:
+        return False
+    try:
+        Path(file).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_origin(root: str | None) -> tuple[str | None, str | None]:
+    """→ (scratchnet.__file__ or None, an error message or None)."""
+    try:
+        import scratchnet
+    except BaseException as e:  # noqa: BLE001 - the student's package may not even import
+        return None, f"import scratchnet failed: {type(e).__name__}: {first_line(str(e))}"
+    origin = getattr(scratchnet, "__file__", None)
+    if root and not _inside(origin, root):
+        return origin, (f"`import scratchnet` found {origin}, not the submission's package in "
+                        f"{root}")
+    return origin, None
+
+
+class _OnlyOnPath:
+    """A meta path finder for `scratchnet` and its modules: they are what the path finder finds
+    (the submission's package, first on PYTHONPATH), or nothing. Without it, a module missing
+    from the submission would be found by a finder further on: an editable install of the
+    instructor's package maps every `scratchnet.*` name to its checkout."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname != "scratchnet" and not fullname.startswith("scratchnet."):
+            return None
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return spec
+
+    @staticmethod
+    def invalidate_caches() -> None:
+        pass
+
+
+def confine_package() -> None:
+    """From now on, `scratchnet.*` is only the package on the path (see `_OnlyOnPath`)."""
+    if _OnlyOnPath not in sys.meta_path:
+        sys.meta_path.insert(0, _OnlyOnPath)
+
+
+# ---------------------------------------------------------------------------------------------
+# pytest plugin (loaded with -p before any conftest, so before `import scratchnet`)
+
+if __name__ != "__main__" and os.environ.get(ROOT_ENV):
+    confine_package()
+
+
+def _message(report) -> str:
+    if getattr(report, "wasxfail", None) is not None:       # xfailed: its reason
+        return first_line(report.wasxfail.removeprefix("reason: "))
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:   # skip: (file, line, reason)
+        return first_line(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        message = first_line(crash.message)
+        return message.split(".GradeTimeout: ", 1)[-1]
+    return first_line(str(longrepr).strip().splitlines()[-1] if str(longrepr).strip() else "")
+
+
+def pytest_sessionstart(session) -> None:
+    import pytest
+
+    out = os.environ.get(RESULTS_ENV)
+    origin, error = check_origin(os.environ.get(ROOT_ENV))
+    _write(out, {"event": "origin", "file": origin, "error": error, "executable": sys.executable})
+    if error and origin is not None:       # a package from elsewhere: grade nothing
+        pytest.exit(error, returncode=WRONG_PACKAGE_EXIT)
+
+
+def pytest_collectreport(report) -> None:
+    if report.failed or report.skipped:      # a module that did not import, or skipped itself
+        _write(os.environ.get(RESULTS_ENV), {"event": "collect_error", "nodeid": report.nodeid,
+                                             "outcome": report.outcome,
+                                             "message": _message(report)})
+
+
+def pytest_collection_finish(session) -> None:
+    items = [{"nodeid": item.nodeid, "markers": sorted({m.name for m in item.iter_markers()})}
+             for item in session.items]
+    _write(os.environ.get(RESULTS_ENV), {"event": "collected", "items": items})
+
+
+class GradeTimeout(BaseException):
+    """A test ran over its time limit. Not an Exception, so that neither the student's code
+    (`except Exception`) nor Hypothesis (which would replay the test) catches it."""
+
+
+def _on_alarm(signum, frame) -> None:
+    raise GradeTimeout(f"the test ran over {os.environ.get(TIMEOUT_ENV)} s and was stopped")
+
+
+def _alarm(seconds: float) -> None:
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        if seconds > 0:
+            signal.signal(signal.SIGALRM, _on_alarm)
+        # after the limit, the alarm rings every second until the test is over
+        signal.setitimer(signal.ITIMER_REAL, seconds, 1.0 if seconds > 0 else 0)
+
+
+def pytest_runtest_logstart(nodeid, location) -> None:
+    _write(os.environ.get(RESULTS_ENV), {"event": "start", "nodeid": nodeid})
+    _alarm(float(os.environ.get(TIMEOUT_ENV) or 0))
+
+
+def pytest_runtest_logfinish(nodeid, location) -> None:
+    _alarm(0)
+
+
+def pytest_runtest_logreport(report) -> None:
+    _write(os.environ.get(RESULTS_ENV), {
+        "event": "report", "nodeid": report.nodeid, "when": report.when,
+        "outcome": report.outcome, "xfail": hasattr(report, "wasxfail"),
+        "message": _message(report) if not report.passed else ""})
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _write(os.environ.get(RESULTS_ENV), {"event": "finished", "exitstatus": int(exitstatus)})
+
+
+# ---------------------------------------------------------------------------------------------
+# notebook runner
+
+PRELUDE = """\
+import sys as _sys_graded
+print("SCRATCHNET_EXECUTABLE=" + _sys_graded.executable)
+import scratchnet_grade_runtime as _runtime_graded
+_runtime_graded.confine_package()
+import scratchnet as _scratchnet_graded
+print("SCRATCHNET_ORIGIN=" + str(_scratchnet_graded.__file__))
+del _scratchnet_graded, _sys_graded, _runtime_graded
+"""
+
+
+def _error_of(cell, reply: dict | None) -> str | None:
+    """The first line of the cell's error, or None when it ran without one."""
+    if reply is not None and reply.get("content", {}).get("ename") == "CellTimeout":
+        return reply["content"]["evalue"]
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return first_line(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}")
+    if reply is not None and reply.get("content", {}).get("status") == "error":
+        content = reply["content"]
+        return first_line(f"{content.get('ename', 'Error')}: {content.get('evalue', '')}")
+    return None
+
+
+def _prelude_value(text: str, key: str) -> str | None:
+    values = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
+    return values[-1] if values else None
+
+
+def run_notebook(job: dict) -> None:
+    """Execute job["notebook"] in a fresh kernel (kernelspec job["kernel"]; cwd: its folder,
+    environment: job["env"]) and record, for every code cell whose grade_id is in job["graded"],
+    whether it ran without an error. A first cell checks where `import scratchnet` comes from
+    (it must be inside job["root"]). Cells get job["cell_timeout"] seconds each; after
+    job["budget"] seconds in all the remaining cells are not run. The last record, however the
+    run ends (but for a kill), is "finished", written once the kernel is shut down."""
+    out = job["results"]
+    error = None
+    try:
+        _run_notebook(job, out)
+    except BaseException as e:
+        error = f"{type(e).__name__}: {first_line(str(e))}"
+        raise
+    finally:
+        _write(out, {"event": "finished", "error": error})
+
+
+def _run_notebook(job: dict, out: str) -> None:
+    import asyncio
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    path = Path(job["notebook"])
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:  # noqa: BLE001 - whatever nbformat makes of a broken notebook
+        _write(out, {"event": "unreadable", "error": f"{type(e).__name__}: {first_line(str(e))}"})
+        return
+    graded = set(job["graded"])
+    prelude = nbformat.v4.new_code_cell(PRELUDE)
+    nb.cells.insert(0, prelude)
+    deadline = time.monotonic() + float(job["budget"])
+    cell_timeout = float(job["cell_timeout"])
+    replies: dict[int, dict] = {}
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        replies[cell_index] = execute_reply
+
+    client = NotebookClient(
+        nb, timeout=int(max(1, cell_timeout)), kernel_name=job["kernel"],
+        allow_errors=True, interrupt_on_timeout=True, record_timing=False,
+        error_on_timeout={"ename": "CellTimeout",
+                          "evalue": f"the cell ran over {cell_timeout:g} s and was interrupted",
+                          "traceback": []},
+        on_cell_executed=on_cell_executed, resources={"metadata": {"path": str(path.parent)}})
+
+    def stop(signum, frame):
+        """SIGTERM (the grader's stop): kill the kernel, a child of this process in a session
+        of its own, while it is alive (its pid is ours until we reap it), then exit."""
+        proc = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+    async def main() -> None:
+        client.reset_execution_trackers()
+        async with client.async_setup_kernel(env=job["env"]):
+            # nbclient's own SIGTERM handler (a graceful shutdown, after which this runner would
+            # go on) is replaced by `stop`, run by the event loop as soon as the signal comes
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM,
+                                                          None)
+            _write(out, {"event": "started"})
+            for index, cell in enumerate(nb.cells):
+                grade_id = (cell.get("metadata", {}).get("nbgrader", {}) or {}).get("grade_id")
+                if time.monotonic() > deadline:
+                    _write(out, {"event": "budget", "index": index})
+                    return
+                if cell.get("cell_type") != "code":
+                    continue
+                left = deadline - time.monotonic()
+                client.timeout = int(max(1, min(cell_timeout, left + 1)))
+                try:
+                    await client.async_execute_cell(cell, index,
+                                                    execution_count=client.code_cells_executed + 1)
+                except DeadKernelError:
+                    _write(out, {"event": "dead", "index": index, "grade_id": grade_id})
+                    return
+                error = _error_of(cell, replies.get(index))
+                if index == 0:
+                    text = "".join(o.get("text", "") for o in cell.outputs
+                                   if o.get("output_type") == "stream")
+                    file = _prelude_value(text, "SCRATCHNET_ORIGIN")
+                    record = {"event": "origin", "file": file, "error": error,
+                              "executable": _prelude_value(text, "SCRATCHNET_EXECUTABLE")}
+                    if file is not None and not _inside(file, job["root"]):
+                        record["error"] = (f"`import scratchnet` found {file}, not the "
+                                           f"submission's package in {job['root']}")
+                        _write(out, record)
+                        return           # a package from elsewhere: grade nothing
+                    _write(out, record)
+                elif grade_id in graded:
+                    stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
+                                 for o in cell.outputs)
+                    _write(out, {"event": "cell", "grade_id": grade_id, "error": error,
+                                 "stderr": stderr})
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    run_notebook(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))
