@@ -21,7 +21,7 @@ import scratchnet as sn
 
 PACKAGE = Path(sn.__file__).resolve().parent
 NON_CORE = {"gradcheck", "interop", "data", "train", "models", "course", "cli", "widgets",
-            "benchmark", "baselines", "__main__"}
+            "benchmark", "baselines", "coursework", "__main__"}
 ALLOWED_FUNCTIONALS = {"fold", "unfold"}
 
 

@@ -11,22 +11,12 @@ from torch import Tensor
 
 import scratchnet as sn
 from scratchnet.coursework.checks import expect_close, expect_true
+from scratchnet.coursework.references import randn, torch_grads
 
 pytestmark = pytest.mark.T01
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
-def randn(shape: tuple[int, ...], seed: int) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def torch_grads(fn, inputs: list[Tensor], upstream: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """fn(*inputs) and the gradients of ⟨fn(*inputs), upstream⟩ by torch autograd."""
-    with torch.enable_grad():
-        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-        out = fn(*leaves)
-        out.backward(upstream)
-    return out.detach(), [leaf.grad for leaf in leaves]
 
 
 @st.composite

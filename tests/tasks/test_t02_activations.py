@@ -11,23 +11,13 @@ from torch import Tensor
 
 import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
+from scratchnet.coursework.references import randn, torch_grads
 
 pytestmark = pytest.mark.T02
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
 
 
-def randn(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def torch_grads(fn, inputs: list[Tensor], upstream: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """fn(*inputs) and the gradients of ⟨fn(*inputs), upstream⟩ by torch autograd."""
-    with torch.enable_grad():
-        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-        out = fn(*leaves)
-        out.backward(upstream)
-    return out.detach(), [leaf.grad for leaf in leaves]
 
 
 def check_activation(layer: sn.Module, reference, x: Tensor, g: Tensor, name: str,

@@ -17,14 +17,12 @@ from torch import Tensor
 
 from scratchnet import conv, im2col
 from scratchnet.coursework.checks import expect_close
+from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T03
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 Pair = tuple[int, int]
 
-
-def randn(shape: tuple[int, ...], seed: int) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @dataclass(frozen=True)

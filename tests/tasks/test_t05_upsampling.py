@@ -11,13 +11,11 @@ from torch import Tensor
 
 from scratchnet import upsampling
 from scratchnet.coursework.checks import expect_close, expect_true
+from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T05
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
-
-def randn(shape: tuple[int, ...], seed: int) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @st.composite

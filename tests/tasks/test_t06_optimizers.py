@@ -17,14 +17,12 @@ from torch.optim.sgd import sgd as torch_sgd
 
 import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
+from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T06
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 STEPS = 4
 
-
-def randn(shape: tuple[int, ...], seed: int) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 # The parameters' shapes (a matrix, a vector, …) and a seed for their values and gradients.

@@ -12,13 +12,11 @@ from torch import Tensor
 
 import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
+from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T08
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
-
-def randn(shape: tuple[int, ...], seed: int) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 class ChannelScale(sn.Module):
