@@ -22,8 +22,7 @@ import torch
 from torch import Tensor
 
 from .interop import to_torch
-from .module import Module
-from .validation import GradientShapeError
+from .module import GradientShapeError, Module
 
 
 @dataclass

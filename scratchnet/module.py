@@ -8,7 +8,20 @@ import torch
 from torch import Tensor
 
 from .grad_mode import is_grad_enabled
-from .validation import GradientShapeError
+from .validation import shape_str
+
+
+class GradientShapeError(ValueError):
+    """A backward produced a parameter gradient whose shape is not the parameter's.
+
+    `module` and `parameter` say which tensor, so `gradcheck` can point at its row.
+    """
+
+    def __init__(self, module: Module, parameter: str, grad_shape: tuple[int, ...],
+                 param_shape: tuple[int, ...]) -> None:
+        super().__init__(f"{module._short_repr()}: gradient of shape {shape_str(grad_shape)} for "
+                         f"parameter '{parameter}' of shape {shape_str(param_shape)}")
+        self.module, self.parameter, self.param_shape = module, parameter, tuple(param_shape)
 
 
 class Module:

@@ -44,19 +44,6 @@ def expect_grad(module: "Module", grad_output: Tensor, expected: tuple[int, ...]
         )
 
 
-class GradientShapeError(ValueError):
-    """A backward produced a parameter gradient whose shape is not the parameter's.
-
-    `module` and `parameter` say which tensor, so `gradcheck` can point at its row.
-    """
-
-    def __init__(self, module: Module, parameter: str, grad_shape: tuple[int, ...],
-                 param_shape: tuple[int, ...]) -> None:
-        super().__init__(f"{module._short_repr()}: gradient of shape {shape_str(grad_shape)} for "
-                         f"parameter '{parameter}' of shape {shape_str(param_shape)}")
-        self.module, self.parameter, self.param_shape = module, parameter, tuple(param_shape)
-
-
 def expect_spatial(module: "Module", x: Tensor, out_size: tuple[int, int]) -> None:
     """Raise ValueError if the computed output size is empty (input smaller than the kernel)."""
     if out_size[0] < 1 or out_size[1] < 1:
