@@ -12,18 +12,12 @@ import torch
 from torch import Tensor
 
 from .metrics import psnr
-from .validation import shape_str
+from .validation import check_image_pair, check_images
 
 NLM_PATCH_SIZE = 5
 NLM_PATCH_DISTANCE = 6
 NLM_H_OVER_SIGMA = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)
 TV_WEIGHTS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2)
-
-
-def _check(fn: str, x: Tensor) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
-        got = f"{x.dtype} {shape_str(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{fn}: expected float images (N, C, H, W) in [0, 1], got {got}")
 
 
 def _per_image(x: Tensor, denoise: Callable[[np.ndarray], np.ndarray]) -> Tensor:
@@ -39,7 +33,7 @@ def nlm_denoise(noisy: Tensor, h: float, sigma: float | None = None) -> Tensor:
     sigma: the noise's standard deviation, if known (subtracted from the patch distances)."""
     from skimage.restoration import denoise_nl_means
 
-    _check("nlm_denoise", noisy)
+    check_images(noisy, "nlm_denoise", uint8=False, channels=None, allow_empty=True)
     return _per_image(noisy, lambda img: denoise_nl_means(
         img, h=h, sigma=0.0 if sigma is None else sigma, patch_size=NLM_PATCH_SIZE,
         patch_distance=NLM_PATCH_DISTANCE, fast_mode=True, channel_axis=-1))
@@ -50,7 +44,7 @@ def tv_denoise(noisy: Tensor, weight: float) -> Tensor:
     total-variation denoising per image; a larger weight smooths more."""
     from skimage.restoration import denoise_tv_chambolle
 
-    _check("tv_denoise", noisy)
+    check_images(noisy, "tv_denoise", uint8=False, channels=None, allow_empty=True)
     return _per_image(noisy, lambda img: denoise_tv_chambolle(img, weight=weight,
                                                               channel_axis=-1))
 
@@ -79,10 +73,9 @@ def evaluate_baselines(noisy: Tensor, clean: Tensor, tune_on: int = 200) -> dict
     `tune_on` images: {"noisy input": {"psnr"}, "non-local means": {"psnr", "h", "sigma"},
     "total variation": {"psnr", "weight"}}. NLM's sigma is the noise level measured on the
     tuning images, and h is searched as multiples of it."""
+    check_image_pair(noisy, clean, "evaluate_baselines", names=("noisy", "clean"),
+                     channels=None)
     noisy, clean = _unit(noisy), _unit(clean)
-    if noisy.shape != clean.shape:
-        raise ValueError(f"evaluate_baselines: noisy {shape_str(noisy.shape)} and clean "
-                         f"{shape_str(clean.shape)} differ in shape")
     if not 1 <= tune_on:
         raise ValueError(f"evaluate_baselines: tune_on must be at least 1, got {tune_on}")
     tune_noisy, tune_clean = noisy[:tune_on], clean[:tune_on]

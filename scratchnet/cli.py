@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import os
+import pickle
 import sys
-import tempfile
 import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 EPILOG = """\
 examples:
   python -m scratchnet data                              # data/train_data.pkl, data/val_data.pkl
-  python -m scratchnet data --from-folder ~/photos --dir data/photos
+  python -m scratchnet data --from-folder ~/photos --data-dir data/photos
   python -m scratchnet train --model unet --epochs 5 --out runs/unet.pth
   python -m scratchnet train --model unet --epochs 8 --out runs/unet.pth --resume
   python -m scratchnet evaluate                          # pretrained models vs. classical baselines
@@ -25,18 +25,40 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; returns the exit status (0 on success)."""
+    """Run one subcommand; returns the exit status (0 on success). Anything wrong with a file,
+    a flag or the machine is one line on stderr — which file or flag, what is wrong, what to
+    do — and exit status 1; warnings are one line each; Ctrl-C is exit status 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "benchmark":
         from .benchmark import main as benchmark_main
 
         return benchmark_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        print(f"scratchnet {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    prefix = f"scratchnet {args.command}"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prefix}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:
+            print(f"\n{prefix}: interrupted; no file was left half-written", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            print(f"{prefix}: error: {_one_line(e)}", file=sys.stderr)
+            return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line that names the file when the OS error carries one."""
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in (e.strerror or ""):
+        return f"{e.filename}: {e.strerror or e}"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,21 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
                 "scikit-image, scikit-learn and matplotlib, or from your own image folder. "
                 "Existing files are kept unless --force.",
                 "examples:\n  python -m scratchnet data\n"
-                "  python -m scratchnet data --n-train 2000 --n-val 200 --dir /tmp/small\n"
-                "  python -m scratchnet data --noise poisson --peak 20 --dir data/poisson --force\n"
-                "  python -m scratchnet data --from-folder ~/photos --dir data/photos")
-    p.add_argument("--dir", type=Path, default=None,
+                "  python -m scratchnet data --n-train 2000 --n-val 200 --data-dir /tmp/small\n"
+                "  python -m scratchnet data --noise poisson --peak 20 --data-dir data/poisson "
+                "--force\n"
+                "  python -m scratchnet data --from-folder ~/photos --data-dir data/photos")
+    p.add_argument("--data-dir", "--dir", dest="data_dir", type=Path, default=None,
+                   metavar="DIR",
                    help="output folder (default: $SCRATCHNET_DATA_DIR, or data/ in the checkout)")
-    p.add_argument("--n-train", type=int, default=50_000, help="training pairs (default 50000)")
-    p.add_argument("--n-val", type=int, default=1_000, help="validation images (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--n-train", type=_count, default=50_000, help="training pairs (default 50000)")
+    p.add_argument("--n-val", type=_count, default=1_000, help="validation images (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--noise", default="gaussian", choices=_noise_models(),
                    help="noise model (default gaussian)")
-    p.add_argument("--sigma", type=float, default=None,
+    p.add_argument("--sigma", type=_positive_float, default=None,
                    help="gaussian noise: standard deviation on the 0..255 scale (default 25)")
-    p.add_argument("--peak", type=float, default=None,
+    p.add_argument("--peak", type=_positive_float, default=None,
                    help="poisson noise: photons at full brightness; fewer is noisier (default 40)")
-    p.add_argument("--amount", type=float, default=None,
+    p.add_argument("--amount", type=_fraction, default=None,
                    help="salt_pepper noise: fraction of values set to 0 or 255 (default 0.05)")
     p.add_argument("--from-folder", type=Path, default=None, metavar="FOLDER",
                    help="crop your own images (png, jpg, …, searched recursively) instead")
@@ -98,27 +122,33 @@ def build_parser() -> argparse.ArgumentParser:
                 "  python -m scratchnet train --optimizer sgd --lr 0.05 --momentum 0.9 "
                 "--max-train 5000")
     _model_args(p)
-    p.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                   help="optimizer (default adam)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
-    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs in all (default 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="mini-batch size (default 32)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="optimizer (default adam; when resuming, the checkpoint's)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default 1e-3 for adam, 0.05 for sgd; when resuming, "
+                        "the checkpoint's)")
+    p.add_argument("--momentum", type=_non_negative_float, default=0.9,
+                   help="sgd momentum (default 0.9)")
     _data_args(p, train=True)
-    p.add_argument("--max-train", type=int, default=None, metavar="N",
+    p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
                    help="use only the first N training pairs")
     p.add_argument("--augment", action="store_true",
                    help="random flips/90° rotations of the training pairs")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the initial weights, shuffling and augmentation (default 0)")
     p.add_argument("--out", type=Path, default=None, metavar="CKPT",
                    help="checkpoint file (default runs/<model>.pth)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from CKPT if it exists, up to --epochs epochs in all")
+                   help="continue from CKPT if it exists, up to --epochs epochs in all (its "
+                        "model and optimizer unless given)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing CKPT (and --export file) instead of refusing")
     p.add_argument("--export", type=Path, default=None, metavar="PTH",
                    help="also save the best weights as a bare state_dict (the format of "
-                        "scratchnet/weights/*.pth)")
+                        "scratchnet/weights/*.pth); not the same file as CKPT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_train)
 
@@ -135,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", type=Path, default=None, metavar="CKPT",
                    help="a checkpoint written by train (repeatable); its best epoch is used")
     _data_args(p, train=False)
-    p.add_argument("--max-val", type=int, default=None, metavar="N",
+    p.add_argument("--max-val", type=_positive_int, default=None, metavar="N",
                    help="use only the first N validation images")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip non-local means and total variation (they take a while)")
-    p.add_argument("--tune-on", type=int, default=200, metavar="N",
+    p.add_argument("--tune-on", type=_positive_int, default=200, metavar="N",
                    help="images used to tune the baselines' strength (default 200)")
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
     p.set_defaults(run=run_evaluate)
@@ -151,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "  python -m scratchnet denoise photo.jpg out.png --model unet\n"
                 "  python -m scratchnet denoise photo.jpg out.png --checkpoint runs/unet.pth")
     p.add_argument("input", type=Path, help="image file to read (png, jpg, …)")
-    p.add_argument("output", type=Path, help="image file to write; the format follows the suffix")
+    p.add_argument("output", type=Path,
+                   help="image file to write (.png, .jpg, …: the format follows the suffix); an "
+                        "existing file is replaced, keeping its permissions")
     p.add_argument("--model", choices=_model_names(), default="unet",
                    help="model with the shipped weights (default unet)")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="CKPT",
@@ -187,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a student's hand-out folder (with scratchnet/ and notebooks/)")
     p.add_argument("--csv", type=Path, default=None, metavar="FILE",
                    help="also write one row per submission: submission, each task, total, max")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    p.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"time limit of one test (default {DEFAULT_TIMEOUT:g}); a notebook cell "
                         "gets 4 times as much, a notebook and a test run 20 times")
-    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+    p.add_argument("--jobs", type=_positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"test runs and notebooks at a time (default {DEFAULT_JOBS})")
     p.add_argument("--tasks", default=None, metavar="IDS",
                    help="grade only these tasks, ids or whole notebooks (e.g. T01,T03.4)")
@@ -209,6 +241,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _number(kind: type, test, rule: str):
+    """An argparse type: kind(text), which must pass `test`; the message names the rule."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text}")
+        return value
+
+    parse.__name__ = rule
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "an integer ≥ 0")
+_seed = _number(int, lambda v: 0 <= v < 2**63, "a seed, an integer ≥ 0")
+_positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number")
+_non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number ≥ 0")
+_fraction = _number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+
+
 def _noise_models() -> tuple[str, ...]:
     from .data.noise import NOISE_MODELS
 
@@ -222,15 +280,15 @@ def _model_names() -> list[str]:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=_model_names(), default="course",
-                   help="architecture (default course)")
-    p.add_argument("--channels", type=int, default=None,
+    p.add_argument("--model", choices=_model_names(), default=None,
+                   help="architecture (default course; when resuming, the checkpoint's)")
+    p.add_argument("--channels", type=_positive_int, default=None,
                    help="width: course channels (default 48), unet channels of the first level")
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
 
 
 def _data_args(p: argparse.ArgumentParser, train: bool) -> None:
-    p.add_argument("--data-dir", type=Path, default=None,
+    p.add_argument("--data-dir", "--dir", dest="data_dir", type=Path, default=None, metavar="DIR",
                    help="folder of train_data.pkl and val_data.pkl (default: as for data)")
     if train:
         p.add_argument("--train", type=Path, default=None, metavar="PKL",
@@ -257,6 +315,18 @@ def _data_files(args: argparse.Namespace, need_train: bool) -> tuple[Path | None
     return (train if need_train else None), val
 
 
+def _load_pairs(path: Path, flag: str, limit: int | None = None):
+    """The pairs in `path`, the first `limit` of them; a ValueError naming the file and the flag
+    that chooses it when there are none."""
+    from .data import load_pairs
+
+    a, b = load_pairs(path)
+    if len(a) == 0:
+        raise ValueError(f"{path} holds no images: rebuild it (python -m scratchnet data "
+                         f"--force) or choose another file with {flag}")
+    return (a, b) if limit is None else (a[:limit], b[:limit])
+
+
 def run_data(args: argparse.Namespace) -> int:
     from .data import (
         TRAIN_FILE,
@@ -267,7 +337,7 @@ def run_data(args: argparse.Namespace) -> int:
         save_pairs,
     )
 
-    data_dir = args.dir if args.dir is not None else default_data_dir()
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     targets = {"train": data_dir / TRAIN_FILE, "val": data_dir / VAL_FILE}
     todo = {k: p for k, p in targets.items() if args.force or not p.exists()}
     for p in targets.values():
@@ -277,6 +347,7 @@ def run_data(args: argparse.Namespace) -> int:
         return 0
     noise_kw = {k: v for k, v in (("sigma", None if args.sigma is None else args.sigma / 255),
                                   ("peak", args.peak), ("amount", args.amount)) if v is not None}
+    _check_noise_flags(args.noise, noise_kw)
     sizes = (args.n_train if "train" in todo else 0, args.n_val if "val" in todo else 0)
     if args.from_folder is not None:
         pairs = dataset_from_folder(args.from_folder, *sizes, args.seed, args.noise,
@@ -291,81 +362,131 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_noise_flags(noise: str, noise_kw: dict[str, float]) -> None:
+    """A ValueError naming the flag when one is given that the noise model does not use."""
+    uses = {"gaussian": "sigma", "poisson": "peak", "salt_pepper": "amount"}
+    for key in noise_kw:
+        if uses.get(noise) != key:
+            raise ValueError(f"--{key} does not apply to --noise {noise}"
+                             + (f" (it takes --{uses[noise]})" if noise in uses else ""))
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .data import load_pairs
     from .models import build_model
     from .optim import SGD, Adam
-    from .train import fit
+    from .train import fit, load_checkpoint
 
+    name = args.model or "course"
+    out = args.out if args.out is not None else Path("runs") / f"{name}.pth"
+    if args.export is not None and args.export.resolve() == out.resolve():
+        raise ValueError(f"--export {args.export} is the checkpoint file itself (--out): "
+                         "choose another file for the bare weights")
+    ckpt = None
+    if out.exists():
+        if args.resume:
+            ckpt = load_checkpoint(out)
+        elif not args.force:
+            raise ValueError(f"{out} exists ({_describe_checkpoint(out)}): add --resume to "
+                             "continue it, --force to replace it, or choose another --out")
+    if args.export is not None and args.export.exists() and not (args.force or args.resume):
+        raise ValueError(f"--export {args.export} exists: add --force to replace it, or choose "
+                         "another file")
+    spec = ckpt["spec"] if ckpt is not None else None
+    if spec is not None and args.model is None:
+        name = spec["name"]
+    optimizer_name = args.optimizer or (ckpt["optimizer_class"].lower() if ckpt else "adam")
     train_path, val_path = _data_files(args, need_train=True)
-    train_pairs, val_pairs = load_pairs(train_path), load_pairs(val_path)
+    train_pairs = _load_pairs(train_path, "--train")
+    val_pairs = _load_pairs(val_path, "--val")
     torch.manual_seed(args.seed)
     kwargs = {} if args.channels is None else {"channels": args.channels}
-    model = build_model(args.model, **kwargs)
-    if args.optimizer == "adam":
+    if spec is not None and args.model is None and args.channels is None:
+        kwargs = spec["kwargs"]
+    model = build_model(name, **kwargs)
+    if optimizer_name == "adam":
         optimizer = Adam(model.parameters(), lr=1e-3 if args.lr is None else args.lr)
-    else:
+    elif optimizer_name == "sgd":
         optimizer = SGD(model.parameters(), lr=0.05 if args.lr is None else args.lr,
                         momentum=args.momentum)
-    out = args.out if args.out is not None else Path("runs") / f"{args.model}.pth"
-    print(f"training {args.model} ({sum(p.numel() for p in model.parameters())} parameters) on "
-          f"{min(len(train_pairs[0]), args.max_train or len(train_pairs[0]))} pairs from "
-          f"{train_path}, validating on {len(val_pairs[0])} images from {val_path}")
+    else:
+        raise ValueError(f"{out} was trained with {ckpt['optimizer_class']}, which the CLI "
+                         f"cannot continue; choose --optimizer {' or '.join(OPTIMIZERS)}")
+    n_train = min(len(train_pairs[0]), args.max_train or len(train_pairs[0]))
+    print(f"training {name} ({sum(p.numel() for p in model.parameters())} parameters) on "
+          f"{n_train} pairs from {train_path}, validating on {len(val_pairs[0])} images from "
+          f"{val_path}")
+    if ckpt is not None:
+        done = ckpt["epoch"]
+        old_lr = ckpt["optimizer"]["param_groups"][0]["lr"]
+        lr = "" if args.lr is None or args.lr == old_lr else \
+            f"; learning rate {args.lr:g} (the checkpoint's was {old_lr:g})"
+        print(f"resuming {out} after epoch {done}{lr}")
+        if done >= args.epochs:
+            print(f"{out} already holds {done} epochs: nothing to train (ask for more with "
+                  f"--epochs {done + 1} or more)")
     try:
         history = fit(model, train_pairs, val_pairs, epochs=args.epochs,
                       batch_size=args.batch_size, optimizer=optimizer, device=args.device,
                       checkpoint=out, resume=args.resume, seed=args.seed, augment=args.augment,
-                      progress=not args.no_progress, max_train=args.max_train)
+                      progress=not args.no_progress, max_train=args.max_train,
+                      lr=args.lr if ckpt is not None else None)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {out} holds the last finished epoch (if any): add --resume to "
-              "continue from it", file=sys.stderr)
+        kept = f"{out} holds the last finished epoch: add --resume to continue from it" \
+            if out.exists() else f"no epoch finished, so {out} was not written"
+        print(f"\ninterrupted; {kept}", file=sys.stderr)
         return 130
     print(history)
     print(f"checkpoint: {out}")
     if args.export is not None:
-        from .train import atomic_save, load_checkpoint
+        from .files import atomic_save
 
         atomic_save(load_checkpoint(out)["best_model"], args.export)
         print(f"best weights (epoch {history.best_epoch}): {args.export}")
     return 0
 
 
-def load_denoiser(name: str | None, checkpoint: Path | None):
-    """→ (label, model) from a checkpoint's best epoch, or the shipped weights of `name`."""
-    from .course import pretrained_state_dict
-    from .models import build_model
+def _describe_checkpoint(path: Path) -> str:
+    """'epoch 5, best 26.75 dB' for a checkpoint; what else the file is, otherwise."""
     from .train import load_checkpoint
 
-    if checkpoint is None:
-        model = build_model(name)
-        model.load_state_dict(pretrained_state_dict(name))
-        return f"{name} (shipped weights)", model
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt["spec"] is None:
-        raise ValueError(f"{checkpoint} does not say which model it holds (spec is None)")
-    model = build_model(ckpt["spec"]["name"], **ckpt["spec"]["kwargs"])
-    model.load_state_dict(ckpt["best_model"])
-    return f"{ckpt['spec']['name']} ({checkpoint}, epoch {ckpt['history']['best_epoch']})", model
+    try:
+        ckpt = load_checkpoint(path)
+    except (ValueError, OSError):
+        return "not a scratchnet checkpoint"
+    history = ckpt["history"]
+    best = f", best {history['best_psnr']:.2f} dB" if history.get("val_psnr") else ""
+    return f"a {ckpt['spec']['name'] if ckpt['spec'] else 'model'} checkpoint, epoch " \
+           f"{ckpt['epoch']}{best}"
+
+
+def _denoisers(args: argparse.Namespace) -> list:
+    """The Models evaluate and denoise use: shipped weights of each --model, then each
+    --checkpoint's best epoch."""
+    from .course import Model
+
+    checkpoints = args.checkpoint if isinstance(args.checkpoint, list) else \
+        [args.checkpoint] if args.checkpoint is not None else []
+    names = args.model if isinstance(args.model, list) else [args.model] if args.model else []
+    if not names and not checkpoints:
+        names = _model_names()
+    models = []
+    for name in names:
+        model = Model(name, device=args.device, progress=False)
+        model.load_pretrained_model()
+        models.append(model)
+    models += [Model.from_checkpoint(c, device=args.device, progress=False) for c in checkpoints]
+    return models
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_pairs
-    from .train import evaluate_psnr, resolve_device
+    from .metrics import psnr
 
     _, val_path = _data_files(args, need_train=False)
-    noisy, clean = load_pairs(val_path)
-    if args.max_val is not None:
-        noisy, clean = noisy[:args.max_val], clean[:args.max_val]
-    names = args.model if args.model or args.checkpoint else _model_names()
-    denoisers = [load_denoiser(n, None) for n in names]
-    denoisers += [load_denoiser(None, c) for c in args.checkpoint or []]
-    device = resolve_device(args.device)
+    noisy, clean = _load_pairs(val_path, "--val", args.max_val)
     rows: list[tuple[str, float, str]] = []
     if args.no_baselines:
-        from .metrics import psnr
-
         rows.append(("noisy input", float(psnr(noisy.float() / 255, clean.float() / 255)), ""))
     else:
         from .baselines import evaluate_baselines
@@ -373,8 +494,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         for method, result in evaluate_baselines(noisy, clean, tune_on=args.tune_on).items():
             notes = ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k != "psnr")
             rows.append((method, result["psnr"], notes))
-    for label, model in denoisers:
-        rows.append((label, evaluate_psnr(model.to(device), noisy, clean, device=device), ""))
+    for model in _denoisers(args):
+        denoised = model.predict(noisy)
+        rows.append((str(model), float(psnr(denoised / 255, clean.float() / 255)), ""))
     print(f"{len(noisy)} validation images from {val_path}\n")
     width = max(len(r[0]) for r in rows)
     print(f"{'method':<{width}}  PSNR (dB)  notes")
@@ -385,35 +507,38 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_denoise(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
     from PIL import Image
 
     from .data import read_image
-    from .grad_mode import no_grad
-    from .models import pad_to_multiple
-    from .train import resolve_device
+    from .files import atomic_write
 
-    _, model = load_denoiser(args.model, args.checkpoint)
-    device = resolve_device(args.device)
-    model.to(device).eval()
+    output_format = _image_format(args.output)
+    model = _denoisers(args)[0]
     image = read_image(args.input)                                   # uint8 (3, H, W)
     h, w = image.shape[1:]
-    x = pad_to_multiple(image[None].to(device, torch.float32) / 255, model.multiple)
-    with no_grad():
-        y = model(x).clamp(0, 1)[0, :, :h, :w]
-    array = (y * 255).round().to("cpu", torch.uint8).permute(1, 2, 0).numpy()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.stem}.",
-                               suffix=args.output.suffix)
-    os.close(fd)
-    try:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp)
-        os.replace(tmp, args.output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    array = model.predict(image[None])[0].round().byte().permute(1, 2, 0).numpy()
+    options = {"quality": 95} if output_format == "JPEG" else {}
+    atomic_write(args.output, lambda f: Image.fromarray(np.ascontiguousarray(array)).save(
+        f, format=output_format, **options))
     print(f"{args.input} ({w}×{h}) → {args.output}")
     return 0
+
+
+def _image_format(path: Path) -> str:
+    """PIL's format name for an output file's suffix; a ValueError saying what to give instead
+    for a folder or an unknown suffix."""
+    from PIL import Image
+
+    if path.is_dir():
+        raise ValueError(f"output {path} is a folder: give a file name such as "
+                         f"{path / 'denoised.png'}")
+    formats = Image.registered_extensions()
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"output {path}: {'no' if not path.suffix else 'unknown'} image suffix "
+                         f"{path.suffix!r}".replace(" ''", "") + "; end the name in .png, .jpg, "
+                         ".tif, .bmp or .webp")
+    return fmt
 
 
 def run_handout(args: argparse.Namespace) -> int:

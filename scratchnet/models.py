@@ -17,7 +17,7 @@ from .containers import Concat, Identity, Sequential
 from .conv import Conv2d
 from .module import Module
 from .upsampling import Upsampling
-from .validation import shape_str
+from .validation import check_images
 
 
 class Denoiser(Sequential):
@@ -30,16 +30,8 @@ class Denoiser(Sequential):
         self.spec = spec
 
     def forward(self, x: Tensor) -> Tensor:
-        name = f"{self.spec['name']} denoiser"
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"{name}: expected images of shape (N, 3, H, W), got "
-                             f"{shape_str(x.shape)}")
-        h, w = x.shape[2:]
-        if h % self.multiple or w % self.multiple or h == 0 or w == 0:
-            raise ValueError(f"{name}: height and width must be positive multiples of "
-                             f"{self.multiple}, got input of shape {shape_str(x.shape)}")
+        check_images(x, f"{self.spec['name']} denoiser", uint8=False, multiple=self.multiple,
+                     allow_empty=True)
         return super().forward(x)
 
 

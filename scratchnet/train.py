@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +21,14 @@ import torch
 from torch import Tensor
 
 from .data.loader import PairLoader
+from .device import resolve_device
+from .files import atomic_save, load_tensors
 from .grad_mode import no_grad
 from .loss import MSELoss
 from .metrics import psnr
 from .module import Module
 from .optim import Adam, Optimizer
-from .validation import shape_str
+from .validation import check_image_pair
 
 Pairs = tuple[Tensor, Tensor]
 
@@ -66,32 +68,13 @@ class History:
         return "\n".join(rows)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' → CUDA when available, else the CPU; anything else → torch.device(device)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def check_pairs(pairs: Any, where: str) -> Pairs:
-    """Raise ValueError unless `pairs` is (a, b): two tensors of one shape (N, 3, H, W), uint8 or
-    floating point (values in 0..255)."""
-    if not isinstance(pairs, (tuple, list)) or len(pairs) != 2 \
-            or not all(isinstance(t, Tensor) for t in pairs):
-        raise ValueError(f"{where}: expected a pair (inputs, targets) of tensors")
-    a, b = pairs
-    for t in (a, b):
-        if t.dim() != 4 or t.shape[1] != 3:
-            raise ValueError(f"{where}: expected images of shape (N, 3, H, W), got "
-                             f"{shape_str(t.shape)}")
-        if t.dtype != torch.uint8 and not t.is_floating_point():
-            raise ValueError(f"{where}: expected uint8 or float images in 0..255, got {t.dtype}")
-    if a.shape != b.shape:
-        raise ValueError(f"{where}: inputs {shape_str(a.shape)} and targets {shape_str(b.shape)} "
-                         "differ in shape")
-    if len(a) == 0:
-        raise ValueError(f"{where}: no images")
-    return a, b
+    """Raise ValueError unless `pairs` is (a, b): two tensors of one shape (N, 3, H, W), N > 0,
+    uint8 or floating point (values in 0..255). → (a, b)."""
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 2:
+        raise ValueError(f"{where}: expected a pair (inputs, targets) of tensors, got "
+                         f"{type(pairs).__name__}")
+    return check_image_pair(*pairs, where, names=("inputs", "targets"))
 
 
 def evaluate_psnr(model: Module, noisy: Tensor, clean: Tensor, batch_size: int = 256,
@@ -99,7 +82,12 @@ def evaluate_psnr(model: Module, noisy: Tensor, clean: Tensor, batch_size: int =
     """Mean PSNR (dB, images scaled to [0, 1]) of model(noisy) against clean, both (N, 3, H, W)
     uint8 or float in 0..255; outputs are clipped to [0, 1]; computed in `no_grad()`,
     `batch_size` images at a time."""
-    noisy, clean = check_pairs((noisy, clean), "evaluate_psnr")
+    check_pairs((noisy, clean), "evaluate_psnr")
+    return _evaluate_psnr(model, noisy, clean, batch_size, device)
+
+
+def _evaluate_psnr(model: Module, noisy: Tensor, clean: Tensor, batch_size: int = 256,
+                   device: torch.device | str | None = None) -> float:
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
@@ -116,31 +104,6 @@ def _cpu_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save(obj) into a temporary file next to `path`, then rename it over `path`: readers
-    see the old file or the new one, never half of one. The file gets the usual permissions
-    (0666 minus the umask), not mkstemp's private 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint written by `fit` (tensors and plain data only: weights_only=True), on the CPU.
 
@@ -148,13 +111,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     optimizer_class, epoch (epochs done), history (a dict of History's fields), spec ({"name",
     "kwargs"} for `build_model`, or None).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_checkpoint: no such file: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    what = "a checkpoint written by scratchnet's fit (python -m scratchnet train)"
+    ckpt = load_tensors(path, what)
     keys = {"model", "best_model", "optimizer", "optimizer_class", "epoch", "history", "spec"}
     if not isinstance(ckpt, dict) or not keys <= set(ckpt):
-        raise ValueError(f"load_checkpoint: {path} is not a checkpoint written by scratchnet.fit")
+        hint = (" (it looks like bare weights, a state_dict: load them with "
+                "model.load_state_dict, or give them to --weights)"
+                if isinstance(ckpt, dict) and ckpt and all(isinstance(v, Tensor)
+                                                           for v in ckpt.values()) else "")
+        raise ValueError(f"{path} is not {what}{hint}")
     return ckpt
 
 
@@ -162,34 +127,54 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
         batch_size: int = 32, optimizer: Optimizer | None = None, device: str | torch.device =
         "auto", checkpoint: str | os.PathLike | None = None, resume: bool = False, seed: int = 0,
         augment: bool = False, progress: bool = True, max_train: int | None = None,
-        callback: Callable[[History], None] | None = None, val_batch_size: int = 256) -> History:
+        callback: Callable[[History], None] | None = None, val_batch_size: int = 256,
+        lr: float | None = None) -> History:
     """Train `model` to map train_pairs[0] to train_pairs[1] with MSE (Noise2Noise: two noisy
     copies); after each epoch measure the PSNR on val_pairs = (noisy, clean).
 
     train_pairs, val_pairs: (a, b), each (N, 3, H, W), uint8 or float in 0..255.
     optimizer: default Adam(model.parameters(), lr=1e-3). device: 'auto' picks CUDA when available;
-    the model is moved there in place. max_train: use only the first max_train training pairs.
+    the model is moved there in place. max_train: use only the first max_train (≥ 1) pairs.
     checkpoint: after every epoch, atomically write the model, optimizer and history there (see
     `load_checkpoint`), with the weights of the best validation epoch (the last epoch when there
-    is no validation data). resume: start from that checkpoint (when it exists), at the epoch
-    after the one it holds, and train until `epochs` epochs are done in all.
+    is no validation data); without resume an existing file is replaced. resume: start from that
+    checkpoint (when it exists), at the epoch after the one it holds, and train until `epochs`
+    epochs are done in all; the optimizer's state, learning rate included, is the checkpoint's,
+    unless `lr` is given: then every parameter group continues with lr.
     callback(history) runs after each epoch (e.g. to draw live loss/PSNR curves in a notebook).
-    Raises TrainingDiverged as soon as the loss is NaN/inf; the checkpoint keeps the last good
-    epoch.
+    Raises TrainingDiverged as soon as the loss, or after an epoch any parameter, is NaN/inf:
+    the checkpoint keeps the last good epoch. Warns (RuntimeWarning) when the best validation
+    PSNR is below the noisy input's: the network makes images worse.
     """
-    a, b = check_pairs(train_pairs, "fit: train_pairs")
-    if max_train is not None:
-        a, b = a[:max_train], b[:max_train]
+    check_pairs(train_pairs, "fit: train_pairs")
     if val_pairs is not None:
-        val_pairs = check_pairs(val_pairs, "fit: val_pairs")
+        check_pairs(val_pairs, "fit: val_pairs")
+    return _fit(model, train_pairs, val_pairs, epochs, batch_size, optimizer, device, checkpoint,
+                resume, seed, augment, progress, max_train, callback, val_batch_size, lr)
+
+
+def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, epochs: int,
+         batch_size: int, optimizer: Optimizer | None, device: str | torch.device,
+         checkpoint: str | os.PathLike | None, resume: bool, seed: int, augment: bool,
+         progress: bool, max_train: int | None, callback: Callable[[History], None] | None,
+         val_batch_size: int, lr: float | None) -> History:
+    """`fit` on pairs already checked."""
+    a, b = train_pairs
+    if max_train is not None:
+        if not isinstance(max_train, int) or max_train < 1:
+            raise ValueError(f"fit: max_train must be a positive number of pairs, got "
+                             f"{max_train!r}")
+        a, b = a[:max_train], b[:max_train]
     if batch_size < 1 or epochs < 0:
         raise ValueError(f"fit: batch_size ({batch_size}) must be ≥ 1 and epochs ({epochs}) ≥ 0")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"fit: lr must be positive, got {lr}")
     if resume and checkpoint is None:
         raise ValueError("fit: resume=True needs the checkpoint path to resume from")
     device = resolve_device(device)
     model.to(device)
     if optimizer is None:
-        optimizer = Adam(model.parameters(), lr=1e-3)
+        optimizer = Adam(model.parameters(), lr=1e-3 if lr is None else lr)
     spec = getattr(model, "spec", None)
     history, start = History(), 0
     best_state = _cpu_state(model.state_dict())
@@ -206,6 +191,11 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
         history = History(**ckpt["history"])
         best_state = ckpt["best_model"]
         start = ckpt["epoch"]
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    noisy_psnr = None if val_pairs is None else float(psnr(*(t.to(torch.float32) / 255
+                                                             for t in val_pairs)))
     crit = MSELoss()
     loader = PairLoader(a, b, batch_size, shuffle=True, device=device, augment=augment, seed=seed)
     loader.epoch = start
@@ -218,22 +208,23 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
             loss = float(crit(model(x), y))
             if not math.isfinite(loss):
                 bar.close()
-                kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch
-                        else "no checkpoint was written")
-                raise TrainingDiverged(
-                    f"fit: the training loss became {loss} at epoch {epoch + 1}, batch {i + 1}; "
-                    f"{kept}. Lower the learning rate (or check the data for NaN/inf) and "
-                    "train again.", epoch + 1, i + 1, history)
+                raise _diverged(f"the training loss became {loss}", epoch, i + 1, checkpoint,
+                                history)
             optimizer.zero_grad()
             model.backward(crit.backward())
             optimizer.step()
             loss_sum += loss * len(x)
             bar.update()
             bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            bar.close()
+            raise _diverged(f"the parameter {bad[0]} became NaN/inf", epoch, len(loader),
+                            checkpoint, history)
         history.train_loss.append(loss_sum / len(a))
         summary = {"loss": f"{history.train_loss[-1]:.5f}"}
         if val_pairs is not None:
-            history.val_psnr.append(evaluate_psnr(model, *val_pairs, val_batch_size, device))
+            history.val_psnr.append(_evaluate_psnr(model, *val_pairs, val_batch_size, device))
             summary["val PSNR"] = f"{history.val_psnr[-1]:.2f} dB"
         history.seconds.append(time.perf_counter() - began)
         if val_pairs is None or history.val_psnr[-1] > history.best_psnr:
@@ -249,7 +240,23 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
                          "history": asdict(history), "spec": spec}, checkpoint)
         if callback is not None:
             callback(history)
+    if noisy_psnr is not None and history.val_psnr and history.best_psnr < noisy_psnr:
+        warnings.warn(f"fit: the best validation PSNR, {history.best_psnr:.2f} dB, is below the "
+                      f"noisy input's {noisy_psnr:.2f} dB: the network makes the images worse. "
+                      "Train longer; if the loss has stopped falling, the network is saturated: "
+                      "lower the learning rate", RuntimeWarning,
+                      stacklevel=3)
     return history
+
+
+def _diverged(what: str, epoch: int, batch: int, checkpoint: str | os.PathLike | None,
+              history: History) -> TrainingDiverged:
+    """The error for divergence in epoch `epoch` (0-based); the last good epoch is `epoch`."""
+    kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch
+            else "no checkpoint was written")
+    return TrainingDiverged(f"fit: {what} at epoch {epoch + 1}, batch {batch}; {kept}. Lower the "
+                            "learning rate (or check the data for NaN/inf) and train again.",
+                            epoch + 1, batch, history)
 
 
 def _progress(total: int, desc: str, enabled: bool):

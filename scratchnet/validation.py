@@ -1,8 +1,11 @@
-"""Input checks shared by the layers: every message names the layer and the shapes involved."""
+"""Input checks: those the layers share (every message names the layer and the shapes involved),
+and the one checker of image batches that every way in (files, training, `Model`, baselines,
+widgets) uses."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -51,3 +54,49 @@ def expect_spatial(module: "Module", x: Tensor, out_size: tuple[int, int]) -> No
             f"{module._short_repr()}: input of shape {shape_str(x.shape)} is too small: "
             f"the output would be {out_size[0]}×{out_size[1]}"
         )
+
+
+def check_images(x: object, where: str, *, uint8: bool = True, floating: bool = True,
+                 channels: int | None = 3, multiple: int = 1, allow_empty: bool = False,
+                 finite: bool = False) -> Tensor:
+    """The one image checker: raise unless x is a batch of images (N, C, H, W) with C =
+    `channels` (any when None), of dtype uint8 (if allowed) or floating point (if allowed), H and
+    W positive multiples of `multiple`, N > 0 unless `allow_empty`, and, when `finite`, no NaN
+    or inf. TypeError for a non-tensor, ValueError otherwise; messages start
+    with `where`. → x."""
+    kinds = " or ".join(k for k, ok in (("uint8", uint8), ("floating-point", floating)) if ok)
+    c = "C" if channels is None else str(channels)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor of {kinds} images, got "
+                        f"{type(x).__name__}")
+    if not ((uint8 and x.dtype == torch.uint8) or (floating and x.is_floating_point())):
+        raise ValueError(f"{where}: expected {kinds} images, got {x.dtype}")
+    if x.dim() != 4 or (channels is not None and x.shape[1] != channels):
+        raise ValueError(f"{where}: expected images of shape (N, {c}, H, W), got "
+                         f"{shape_str(x.shape)}")
+    h, w = x.shape[2:]
+    if h == 0 or w == 0 or h % multiple or w % multiple:
+        rule = "positive" if multiple == 1 else f"positive multiples of {multiple}"
+        raise ValueError(f"{where}: height and width must be {rule}, got images of shape "
+                         f"{shape_str(x.shape)}")
+    if len(x) == 0 and not allow_empty:
+        raise ValueError(f"{where}: no images (shape {shape_str(x.shape)})")
+    if finite and x.is_floating_point():
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        if bad.any():
+            first = int(bad.nonzero()[0])
+            raise ValueError(f"{where}: {int(bad.sum())} of {len(x)} images contain NaN or inf "
+                             f"(the first is image {first}); replace them (torch.nan_to_num) "
+                             "first")
+    return x
+
+
+def check_image_pair(a: object, b: object, where: str, names: tuple[str, str] = ("a", "b"),
+                     **rules: Any) -> tuple[Tensor, Tensor]:
+    """`check_images` on a and b (named `names` in messages), which must also have one shape."""
+    check_images(a, f"{where}: {names[0]}", **rules)
+    check_images(b, f"{where}: {names[1]}", **rules)
+    if a.shape != b.shape:
+        raise ValueError(f"{where}: {names[0]} {shape_str(a.shape)} and {names[1]} "
+                         f"{shape_str(b.shape)} differ in shape")
+    return a, b

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from .metrics import psnr
-from .validation import shape_str
+from .validation import check_images, shape_str
 
 DIVIDER_COLOR = (1.0, 0.85, 0.0)
 DIVIDER_WIDTH = 2
@@ -31,22 +31,13 @@ def as_unit_images(x: Tensor, name: str = "images") -> Tensor:
     Floats are clamped to [0, 1] (a denoiser may overshoot slightly); floats far above 1 are
     rejected as probably 0..255 values.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() == 3:
+    if isinstance(x, Tensor) and x.dim() == 3:
         x = x[None]
-    if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{name}: expected a non-empty (N, 3, H, W) or (3, H, W) tensor, "
-                         f"got shape {shape_str(x.shape)}")
+    check_images(x, name, finite=True)
     x = x.detach().cpu()
     if x.dtype == torch.uint8:
         return x.to(torch.float32) / 255
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected float values in [0, 1] or uint8 values in 0..255, "
-                        f"got dtype {x.dtype}")
     x = x.to(torch.float32)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
     if x.max() > 1.5:
         raise ValueError(f"{name}: float images must lie in [0, 1], got values up to "
                          f"{x.max().item():.4g}; divide 0..255 images by 255 or pass uint8")

@@ -60,9 +60,9 @@ def test_evaluate_baselines_tunes_on_a_prefix_and_reports_all(val):
 
 def test_baselines_reject_bad_input(val):
     noisy, clean = val
-    with pytest.raises(ValueError, match="nlm_denoise: expected float images"):
+    with pytest.raises(ValueError, match=r"nlm_denoise: expected images of shape \(N, C, H, W\)"):
         nlm_denoise(noisy[0], h=0.1)
-    with pytest.raises(ValueError, match="tv_denoise: expected float images"):
+    with pytest.raises(ValueError, match="tv_denoise: expected floating-point images, got torch.uint8"):
         tv_denoise((noisy * 255).to(torch.uint8), weight=0.1)
     with pytest.raises(ValueError, match="evaluate_baselines: noisy .* differ"):
         evaluate_baselines(noisy[:4], clean[:5])

@@ -37,8 +37,9 @@ def test_predict_pads_for_a_network_that_needs_multiples_of_8():
     x = images(2, 20)
     y = model.predict(x)
     assert y.shape == x.shape and 0 <= y.min() and y.max() <= 255
-    with pytest.raises(ValueError, match="multiples of 4"):
-        model.predict(images(1, 18))
+    assert model.predict(images(1, 18)).shape == (1, 3, 18, 18)
+    with pytest.raises(ValueError, match=r"Model.train: train_input: .*multiples of 8"):
+        model.train(images(2, 20), images(2, 20))
 
 
 def test_predict_handles_a_512x512_image():
@@ -117,11 +118,12 @@ def test_predict_is_the_network_in_no_grad_on_0_1_images():
 
 
 @pytest.mark.parametrize("bad, error, message", [
-    (torch.zeros(2, 3, 30, 32), ValueError, r"multiples of 4, got \(2, 3, 30, 32\)"),
     (torch.zeros(2, 1, 32, 32), ValueError, r"\(N, 3, H, W\).*got \(2, 1, 32, 32\)"),
     (torch.zeros(3, 32, 32), ValueError, r"got \(3, 32, 32\)"),
-    (torch.zeros(2, 3, 32, 32, dtype=torch.int64), TypeError, "uint8 or float.*torch.int64"),
-    ([[0.0]], TypeError, "expected a torch.Tensor, got list"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.int64), ValueError,
+     "uint8 or floating-point images, got torch.int64"),
+    ([[0.0]], TypeError, "expected a torch.Tensor of .*images, got list"),
+    (torch.full((2, 3, 8, 8), float("nan")), ValueError, r"1 of 2 images|2 of 2 images"),
 ])
 def test_bad_inputs_raise_clear_errors(bad, error, message):
     model = Model(device="cpu", progress=False)
@@ -136,8 +138,12 @@ def test_train_rejects_mismatched_pairs_and_wrong_pretrained_sizes():
     with pytest.raises(ValueError, match=r"train_input \(4, 3, 8, 8\) and train_target "
                                          r"\(2, 3, 8, 8\) differ"):
         model.train(images(4, 8), images(2, 8))
-    with pytest.raises(RuntimeError, match="fit build_model\\('course'\\) with default"):
+    with pytest.raises(ValueError, match="fit build_model\\('course'\\) with default "
+                                         "arguments, not \\{'channels': 8\\}"):
         Model(channels=8, device="cpu").load_pretrained_model()
+    with pytest.raises(ValueError, match=r"train_input: height and width must be positive "
+                                         r"multiples of 4, got .*\(2, 3, 30, 32\)"):
+        model.train(torch.zeros(2, 3, 30, 32), torch.zeros(2, 3, 30, 32))
 
 
 def test_shipped_weights_are_small_state_dicts():
@@ -160,3 +166,9 @@ def test_shipped_unet_beats_tuned_classical_denoisers_on_held_out_images():
     baselines = evaluate_baselines(noisy, clean, tune_on=300)
     assert unet > baselines["non-local means"]["psnr"] + 0.3
     assert unet > baselines["total variation"]["psnr"] + 0.3
+
+
+def test_predict_takes_an_input_that_requires_grad():
+    model = Model(device="cpu", progress=False)
+    x = torch.rand(2, 3, 8, 8, requires_grad=True) * 255
+    assert torch.equal(model.predict(x), model.predict(x.detach()))

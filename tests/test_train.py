@@ -7,16 +7,10 @@ import pytest
 import torch
 
 import scratchnet as sn
+from scratchnet.device import resolve_device
+from scratchnet.files import atomic_save
 from scratchnet.models import build_model
-from scratchnet.train import (
-    History,
-    TrainingDiverged,
-    atomic_save,
-    evaluate_psnr,
-    fit,
-    load_checkpoint,
-    resolve_device,
-)
+from scratchnet.train import History, TrainingDiverged, evaluate_psnr, fit, load_checkpoint
 
 
 def smooth_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -203,7 +197,7 @@ def test_fit_checks_its_inputs(data):
     with pytest.raises(ValueError, match=r"train_pairs: inputs \(256, 3, 16, 16\) and targets "
                                          r"\(255, 3, 16, 16\) differ"):
         fit(model, (train[0], train[1][1:]), progress=False)
-    with pytest.raises(ValueError, match="val_pairs: expected uint8 or float images in 0..255"):
+    with pytest.raises(ValueError, match="val_pairs: inputs: expected uint8 or floating-point images, got torch.int64"):
         fit(model, train, (val[0].long(), val[1].long()), progress=False)
     with pytest.raises(ValueError, match="resume=True needs the checkpoint path"):
         fit(model, train, resume=True, progress=False)
@@ -215,3 +209,74 @@ def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="unknown device 'cdua'"):
+        resolve_device("cdua")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_cuda_device_says_what_to_use():
+    with pytest.raises(ValueError, match="'cuda' is not available.*use cpu"):
+        resolve_device("cuda")
+
+
+class NaNOnStep(sn.SGD):
+    """SGD whose step number `bad` (1-based) leaves the first weight NaN."""
+
+    def __init__(self, params, bad: int) -> None:
+        super().__init__(params, lr=0.01)
+        self.steps, self.bad = 0, bad
+
+    def step(self) -> None:
+        super().step()
+        self.steps += 1
+        if self.steps == self.bad:
+            self.param_groups[0]["params"][0].fill_(math.nan)
+
+
+def test_nan_weights_after_an_epochs_last_step_are_never_saved(data, tmp_path):
+    """The loss of every batch is finite, but the last step of epoch 2 makes the weights NaN:
+    the error says the checkpoint keeps epoch 1, and it does."""
+    train, val = data
+    model = small_model()
+    ckpt = tmp_path / "run.pth"
+    with pytest.raises(TrainingDiverged, match=r"parameter 0.weight became NaN/inf at epoch 2, "
+                                               r"batch 2; the checkpoint .*run.pth keeps epoch 1"):
+        fit(model, train, val, epochs=3, batch_size=32, checkpoint=ckpt, device="cpu",
+            progress=False, max_train=64, optimizer=NaNOnStep(model.parameters(), bad=4))
+    saved = load_checkpoint(ckpt)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def test_a_saturated_network_is_reported(data):
+    """Adam at lr 1e3 saturates the sigmoid: the loss stays finite but the output is worse
+    than the noisy input, which fit says."""
+    train, val = data
+    model = small_model()
+    with pytest.warns(RuntimeWarning, match=r"best validation PSNR, .* dB, is below the noisy "
+                                            r"input's .* dB"):
+        fit(model, train, val, epochs=1, batch_size=16, device="cpu", progress=False,
+            max_train=64, optimizer=sn.Adam(model.parameters(), lr=1e3))
+
+
+def test_resume_with_a_new_learning_rate_applies_it(data, tmp_path):
+    train, _ = data
+    ckpt = tmp_path / "run.pth"
+    model = small_model()
+    fit(model, train, epochs=1, checkpoint=ckpt, device="cpu", progress=False, max_train=32)
+    kept = sn.Adam(model.parameters(), lr=0.5)
+    fit(model, train, epochs=2, checkpoint=ckpt, resume=True, device="cpu", progress=False,
+        max_train=32, optimizer=kept)
+    assert kept.param_groups[0]["lr"] == 1e-3
+    changed = sn.Adam(model.parameters())
+    fit(model, train, epochs=3, checkpoint=ckpt, resume=True, device="cpu", progress=False,
+        max_train=32, optimizer=changed, lr=1e-4)
+    assert changed.param_groups[0]["lr"] == 1e-4
+    assert load_checkpoint(ckpt)["optimizer"]["param_groups"][0]["lr"] == 1e-4
+
+
+@pytest.mark.parametrize("max_train", [0, -5])
+def test_max_train_must_be_positive(data, max_train):
+    with pytest.raises(ValueError, match=f"max_train must be a positive number of pairs, got "
+                                         f"{max_train}"):
+        fit(small_model(), data[0], epochs=1, device="cpu", progress=False, max_train=max_train)

@@ -59,8 +59,9 @@ from functools import partial
 from importlib.machinery import all_suffixes
 from pathlib import Path
 
+from ..files import atomic_write
 from . import grade_runtime
-from .handout import cell_task, current_umask, default_source, write_handout
+from .handout import cell_task, default_source, write_handout
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -1024,21 +1025,14 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
 def write_csv(results: Sequence[SubmissionResult], path: str | os.PathLike) -> Path:
     """One row per submission: submission, a column per task (registry order; empty for a task
     graded by hand), total, max. Written to a temporary file and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tasks = [s.task for s in results[0].scores.values()] if results else []
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["submission", *(t.id for t in tasks), "total", "max"])
-            for r in results:
-                w.writerow([r.name, *("" if r.scores[t.id].points is None
-                                      else f"{r.scores[t.id].points:g}" for t in tasks),
-                            f"{r.total:g}", f"{r.max:g}"])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(f) -> None:
+        w = csv.writer(f)
+        w.writerow(["submission", *(t.id for t in tasks), "total", "max"])
+        for r in results:
+            w.writerow([r.name, *("" if r.scores[t.id].points is None
+                                  else f"{r.scores[t.id].points:g}" for t in tasks),
+                        f"{r.total:g}", f"{r.max:g}"])
+
+    return atomic_write(path, write, text=True)

@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import current_umask
 from .regions import (
     MarkerError,
     blank_python,
@@ -65,13 +66,6 @@ class Handout:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def current_umask() -> int:
-    """The process's umask (set to 0 for an instant to read it)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def default_source() -> Path:

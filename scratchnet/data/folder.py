@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -19,10 +20,15 @@ MAX_SIDE = 1024
 SizedFile = tuple[Path, tuple[int, int]]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _capped_size(path: Path, max_side: int) -> tuple[int, int] | None:
-    """(H, W) of the image as read_image(path, max_side) returns it; None if unreadable."""
+    """(H, W) of the image as read_image(path, max_side) returns it; None if unreadable (the
+    file is decoded, so a truncated one is found here rather than halfway through)."""
     try:
-        h, w = image_size(path)
+        h, w = image_size(path, decode=True)
     except ValueError:
         return None
     scale = min(1.0, max_side / max(h, w))
@@ -36,8 +42,14 @@ def _split(folder: Path, seed: int, val_fraction: float,
     candidates = sorted((p for p in folder.rglob("*")
                          if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                         key=lambda p: p.relative_to(folder).as_posix())
-    sized = ((p, _capped_size(p, max_side)) for p in candidates)
+    sized = [(p, _capped_size(p, max_side)) for p in candidates]
     files = [(p, hw) for p, hw in sized if hw is not None and min(hw) >= CROP_SIZE]
+    unreadable = sum(hw is None for _, hw in sized)
+    small = len(sized) - unreadable - len(files)
+    if unreadable or small:
+        warnings.warn(f"{folder}: skipped {_count(unreadable, 'unreadable image file')} and "
+                      f"{_count(small, 'image')} smaller than {CROP_SIZE}×{CROP_SIZE}; using "
+                      f"{len(files)} of {len(candidates)}", UserWarning, stacklevel=3)
     if len(files) < 2:
         raise ValueError(
             f"dataset_from_folder: {folder} holds {len(files)} readable image(s) of at least "

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from ..validation import shape_str
+from ..validation import check_image_pair
 from .dihedral import random_dihedral
 from .seeding import derive_generator
 
@@ -24,13 +24,7 @@ class PairLoader:
     def __init__(self, a: Tensor, b: Tensor, batch_size: int = 64, shuffle: bool = True,
                  drop_last: bool = False, device: str | torch.device = "cpu",
                  augment: bool = False, seed: int = 0) -> None:
-        for name, t in (("a", a), ("b", b)):
-            if not isinstance(t, Tensor) or t.dim() != 4:
-                got = shape_str(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"PairLoader: expected {name} of shape (N, C, H, W), got {got}")
-        if a.shape != b.shape:
-            raise ValueError(f"PairLoader: a and b differ in shape: {shape_str(a.shape)} and "
-                             f"{shape_str(b.shape)}")
+        check_image_pair(a, b, "PairLoader", channels=None, allow_empty=True)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"PairLoader: batch_size must be a positive integer, got {batch_size!r}")
         self.a, self.b = a, b

@@ -16,9 +16,7 @@ def default_data_dir() -> Path:
     else ./data."""
     if os.environ.get("SCRATCHNET_DATA_DIR"):
         return Path(os.environ["SCRATCHNET_DATA_DIR"]).expanduser()
-    import scratchnet
-
-    root = Path(scratchnet.__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file():
         return root / "data"
     return Path.cwd() / "data"
