@@ -26,7 +26,7 @@ from torch.testing import assert_close
 
 import scratchnet as sn
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
-from scratchnet.models import course_denoiser
+from scratchnet.models import MODELS, build_model, course_denoiser
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 LAYOUTS = ("contiguous", "channels_last", "strided", "transposed")
@@ -275,16 +275,23 @@ def test_course_network_train_step_equals_torch(impl):
         assert_close(p, q.detach(), **TOL, msg=lambda m, n=name: f"{n} after Adam: {m}")
 
 
-def test_benchmark_quick_run_prints_every_table():
+def test_benchmark_quick_run_prints_every_table_of_every_model():
     """In a subprocess: the benchmark pins the process's malloc thresholds (pin_malloc)."""
     out = subprocess.run([sys.executable, "-m", "scratchnet", "benchmark", "--quick"],
                          capture_output=True, text=True, check=True, timeout=300).stdout
-    for title in ("Train step", "Per layer, batch 4", "Inference peak memory", "torch "):
-        assert title in out
-    tables = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
-              if line.startswith("|")]
-    (cells,) = [row for row in tables if row[0] == "4"]
-    sn_ms, torch_ms, ratio = float(cells[1]), float(cells[2]), float(cells[3])
-    assert sn_ms > 0 and torch_ms > 0 and ratio == pytest.approx(sn_ms / torch_ms, rel=0.03)
-    layer_rows = [line for line in out.splitlines() if line.startswith(("| 0 Conv2d", "| 6 Ups"))]
-    assert len(layer_rows) == 2
+    assert "torch " in out and "peak memory method:" in out
+    sections = {s.split(" ", 1)[0]: s for s in out.split("\nModel: ")[1:]}
+    assert list(sections) == list(MODELS)
+    for name, section in sections.items():
+        for title in (f"Train step, {name}", f"Per layer, {name}, batch 4",
+                      f"Inference peak memory, {name}"):
+            assert title in section
+        tables = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+                  if line.startswith("|")]
+        (cells,) = [row for row in tables if row[0] == "4"]
+        sn_ms, torch_ms, ratio = float(cells[1]), float(cells[2]), float(cells[3])
+        assert sn_ms > 0 and torch_ms > 0 and ratio == pytest.approx(sn_ms / torch_ms, rel=0.03)
+        layer_rows = [row[0] for row in tables if "→ (" in row[0]]
+        leaves = [m for m in build_model(name).modules() if next(m.children(), None) is None]
+        assert len(layer_rows) == len(leaves) and layer_rows[0].startswith("0 Conv2d")
+    assert "6 Upsampling(48→3, 3×3)  → (4, 3, 32, 32)" in sections["course"]
