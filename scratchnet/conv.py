@@ -1,4 +1,5 @@
-"""`Conv2d`: 2-D cross-correlation lowered to one matrix product (im2col), backward via col2im."""
+"""`Conv2d`: 2-D cross-correlation lowered to one matrix product (im2col), backward via col2im;
+`ConvLayer`: the constructor it shares with ConvTranspose2d and Upsampling."""
 from __future__ import annotations
 
 import torch
@@ -97,7 +98,35 @@ def weight_matrices(weight: Tensor, groups: int, channels_last: bool = False) ->
     return weight.reshape(groups, weight.shape[0] // groups, -1)
 
 
-class Conv2d(Module):
+class ConvLayer(Module):
+    """The constructor that Conv2d, ConvTranspose2d and Upsampling share: channels divisible by
+    groups, the hyper-parameters as pairs, `impl`, and (`init_parameters`) weight and bias
+    initialised as torch.nn does."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
+                 stride: int | Pair, padding: int | Pair, dilation: int | Pair,
+                 groups: int) -> None:
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
+        self.impl = "fast"
+
+    def init_parameters(self, channels: tuple[int, int], bias: bool,
+                        device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+        """Register weight: (*channels, kh, kw) and bias: (C_out,) or None, drawn as torch.nn's."""
+        factory = {"device": device, "dtype": dtype}
+        self.register_parameter("weight", torch.empty(*channels, *self.kernel_size, **factory))
+        self.register_parameter("bias", torch.empty(self.out_channels, **factory) if bias else None)
+        reset_parameters(self.weight, self.bias)
+
+
+class Conv2d(ConvLayer):
     """2-D convolution with torch.nn.Conv2d's signature, parameters and initialisation.
 
     x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out),
@@ -110,24 +139,11 @@ class Conv2d(Module):
                  stride: int | Pair = 1, padding: int | Pair = 0, dilation: int | Pair = 1,
                  groups: int = 1, bias: bool = True, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
-        super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must both be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = pair(stride, "stride")
-        self.padding = pair(padding, "padding")
-        self.dilation = pair(dilation, "dilation")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride} and "
                              f"dilation {self.dilation} must be ≥ 1, padding {self.padding} ≥ 0")
-        self.impl = "fast"
-        factory = {"device": device, "dtype": dtype}
-        self.register_parameter("weight", torch.empty(
-            out_channels, in_channels // groups, *self.kernel_size, **factory))
-        self.register_parameter("bias", torch.empty(out_channels, **factory) if bias else None)
-        reset_parameters(self.weight, self.bias)
+        self.init_parameters((out_channels, in_channels // groups), bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         expect_input(self, x, 4, self.in_channels)

@@ -4,14 +4,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .conv import conv_extra_repr
+from .conv import ConvLayer, conv_extra_repr
 from .im2col import Pair, col2im, grouped_gram, grouped_matmul, im2col, pair, window
-from .init import reset_parameters
-from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(ConvLayer):
     """Transposed convolution with torch.nn.ConvTranspose2d's signature, parameters and init.
 
     x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out),
@@ -24,27 +22,14 @@ class ConvTranspose2d(Module):
                  stride: int | Pair = 1, padding: int | Pair = 0, output_padding: int | Pair = 0,
                  groups: int = 1, bias: bool = True, dilation: int | Pair = 1,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must both be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = pair(stride, "stride")
-        self.padding = pair(padding, "padding")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self.output_padding = pair(output_padding, "output_padding")
-        self.dilation = pair(dilation, "dilation")
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
             if not 0 <= op < max(s, d):
                 raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be "
                                  f"smaller than either stride {self.stride} or dilation "
                                  f"{self.dilation}")
-        self.impl = "fast"
-        factory = {"device": device, "dtype": dtype}
-        self.register_parameter("weight", torch.empty(
-            in_channels, out_channels // groups, *self.kernel_size, **factory))
-        self.register_parameter("bias", torch.empty(out_channels, **factory) if bias else None)
-        reset_parameters(self.weight, self.bias)
+        self.init_parameters((in_channels, out_channels // groups), bias, device, dtype)
 
     def output_size(self, h: int, w: int) -> Pair:
         return tuple(  # type: ignore[return-value]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .impl import check_impl
+
 Pair = tuple[int, int]
 
 
@@ -157,7 +159,7 @@ def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
     ### END FAST PATH
     cols = unfold(x, kernel, stride, padding, dilation)
     if channels_last:
-        cols = cols.view(n, c, kh * kw, -1).transpose(1, 2).reshape(n, c * kh * kw, -1)
+        cols = cols.view(n, c, kh * kw, cols.shape[2]).transpose(1, 2).reshape(cols.shape)
     return cols.transpose(1, 2).reshape(-1, c * kh * kw)
 
 
@@ -195,9 +197,9 @@ def col2im(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pai
             target.copy_(blocks)
         return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
     ### END FAST PATH
-    blocks = cols.reshape(n, ho * wo, -1)
+    blocks = cols.reshape(n, ho * wo, c * kh * kw)
     if channels_last:
-        blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(n, ho * wo, -1)
+        blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(blocks.shape)
     return fold(blocks.transpose(1, 2), (h, w), kernel, stride, padding, dilation)
 
 
@@ -270,8 +272,8 @@ def grouped_matmul(a: Tensor, b: Tensor, groups: int, bias: Tensor | None = None
     if groups == 1:
         return a @ b[0] if bias is None else torch.addmm(bias, a, b[0])
     m = a.shape[0]
-    a_g = a.reshape(m, groups, -1).transpose(0, 1)
-    out = torch.bmm(a_g, b).transpose(0, 1).reshape(m, -1)
+    a_g = a.reshape(m, groups, a.shape[1] // groups).transpose(0, 1)
+    out = torch.bmm(a_g, b).transpose(0, 1).reshape(m, groups * b.shape[2])
     return out if bias is None else out.add_(bias)
 
 
@@ -279,11 +281,6 @@ def grouped_gram(a: Tensor, b: Tensor, groups: int) -> Tensor:
     """a: (M, g·P), b: (M, g·K) → (g, P, K): group `k` of `a`'s columns, transposed, times `b`'s."""
     if groups == 1:
         return (a.t() @ b).unsqueeze(0)
-    a_g = a.reshape(a.shape[0], groups, -1).transpose(0, 1)
-    b_g = b.reshape(b.shape[0], groups, -1).transpose(0, 1)
+    a_g = a.reshape(a.shape[0], groups, a.shape[1] // groups).transpose(0, 1)
+    b_g = b.reshape(b.shape[0], groups, b.shape[1] // groups).transpose(0, 1)
     return torch.bmm(a_g.transpose(1, 2), b_g)
-
-
-def check_impl(impl: str) -> None:
-    if impl not in ("fast", "reference"):
-        raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from .init import reset_parameters
 from .module import Module
-from .validation import expect_grad, shape_str
+from .validation import expect_grad, expect_input, shape_str
 
 
 class Linear(Module):
@@ -30,6 +30,7 @@ class Linear(Module):
             shape = shape_str(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{self._short_repr()}: expected input of shape (*, "
                              f"{self.in_features}), got {shape}")
+        expect_input(self, x, None)
         ### BEGIN SOLUTION
         y = x @ self.weight.T
         if self.bias is not None:

@@ -45,8 +45,9 @@ class MSELoss(Module):
         if self.reduction == "none":
             expect_grad(self, grad_output, tuple(diff.shape))
             return 2 * diff * grad_output
-        scale = 2.0 / diff.numel() if self.reduction == "mean" else 2.0
-        return diff * (scale * grad_output)
+        if self.reduction == "sum" or diff.numel() == 0:       # an empty batch: an empty gradient
+            return diff * (2.0 * grad_output)
+        return diff * (2.0 / diff.numel() * grad_output)
         ### END SOLUTION
 
     def extra_repr(self) -> str:

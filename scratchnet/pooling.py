@@ -31,7 +31,8 @@ class MaxPool2d(Module):
         expect_spatial(self, x, out)  # type: ignore[arg-type]
         xp = pad2d(x, self.padding, float("-inf"))
         windows = patches(xp, out, self.kernel_size, self.stride, (1, 1))   # (N, Ho, Wo, C, kh, kw)
-        y, index = windows.reshape(*windows.shape[:4], -1).max(-1)
+        kh, kw = self.kernel_size
+        y, index = windows.reshape(*windows.shape[:4], kh * kw).max(-1)
         self.save_for_backward(index=index, padded_shape=tuple(xp.shape), input_shape=(n, c, h, w))
         return y.permute(0, 3, 1, 2)
 

@@ -15,12 +15,11 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from .conv import conv2d_backward, conv2d_forward, conv_extra_repr
+from .conv import ConvLayer, conv2d_backward, conv2d_forward, conv_extra_repr
 from .im2col import Pair, conv_output_size, pair
 ### BEGIN FAST PATH
 from .im2col import shifted_conv, shifted_conv_backward
 ### END FAST PATH
-from .init import reset_parameters
 from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial
 
@@ -111,7 +110,7 @@ def phase_selection(plans: tuple[PhasePlan, PhasePlan], device: torch.device,
     return both.reshape(-1, both.shape[4] * both.shape[5]).to(device=device, dtype=dtype)
 
 
-class Upsampling(Module):
+class Upsampling(ConvLayer):
     """Nearest-neighbour upsampling by `scale_factor`, then a Conv2d(in, out, kernel_size, …).
 
     x: (N, C_in, H, W) → (N, C_out, H_out, W_out) with H_out = conv output size of s·H.
@@ -123,23 +122,13 @@ class Upsampling(Module):
                  scale_factor: int | Pair = 2, stride: int | Pair = 1, padding: int | Pair = 0,
                  dilation: int | Pair = 1, bias: bool = True,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, 1
-        self.kernel_size = pair(kernel_size, "kernel_size")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 1)
         self.scale_factor = pair(scale_factor, "scale_factor")
-        self.stride = pair(stride, "stride")
-        self.padding = pair(padding, "padding")
-        self.dilation = pair(dilation, "dilation")
         if min(self.kernel_size + self.stride + self.dilation + self.scale_factor) < 1 \
                 or min(self.padding) < 0:
             raise ValueError("Upsampling: kernel_size, scale_factor, stride and dilation must be "
                              "≥ 1 and padding ≥ 0")
-        self.impl = "fast"
-        factory = {"device": device, "dtype": dtype}
-        self.register_parameter("weight", torch.empty(
-            out_channels, in_channels, *self.kernel_size, **factory))
-        self.register_parameter("bias", torch.empty(out_channels, **factory) if bias else None)
-        reset_parameters(self.weight, self.bias)
+        self.init_parameters((out_channels, in_channels), bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         expect_input(self, x, 4, self.in_channels)

@@ -16,12 +16,13 @@ def shape_str(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
 
-def expect_input(module: "Module", x: Tensor, dims: int, channels: int | None = None,
+def expect_input(module: "Module", x: Tensor, dims: int | None, channels: int | None = None,
                  channel_dim: int = 1) -> None:
-    """Raise ValueError unless x is a tensor of rank `dims` with `channels` at `channel_dim`."""
+    """Raise ValueError unless x is a tensor of rank `dims` (any when None) with `channels` at
+    `channel_dim`, of the dtype and on the device of the module's weight."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{module._short_repr()}: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != dims:
+    if dims is not None and x.dim() != dims:
         raise ValueError(f"{module._short_repr()}: expected a {dims}-D input, got input of shape {shape_str(x.shape)}")
     if channels is not None and x.shape[channel_dim] != channels:
         raise ValueError(

@@ -14,8 +14,10 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
+from scratchnet.impl import IMPLS
+
 seeds = st.integers(0, 2**32 - 1)
-impls = ("fast", "reference")
+impls = IMPLS
 LAYOUTS = ("contiguous", "channels_last", "strided", "transposed")
 
 

@@ -161,3 +161,62 @@ def test_impl_is_checked():
     layer = sn.Conv2d(1, 1, 1)
     layer.impl = "fastest"
     assert_raises(ValueError, lambda: layer(torch.zeros(1, 1, 2, 2)), "'fastest'")
+
+
+def _message(action: Callable[[], object]) -> str:
+    with pytest.raises(ValueError) as info:
+        action()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("mismatch", ["dtype", "device"])
+def test_linear_checks_dtype_and_device_like_conv2d(mismatch):
+    """A float64 input to a float32 layer, or a cpu input to a layer on another device: Linear
+    names itself in Conv2d's message instead of letting the matrix product fail."""
+    factory = {"device": "meta"} if mismatch == "device" else {}
+    x = torch.zeros(2, 5, 3, dtype=torch.float64 if mismatch == "dtype" else torch.float32)
+    linear, conv = sn.Linear(3, 4, **factory), sn.Conv2d(5, 4, 1, **factory)
+    expected = _message(lambda: conv(x[..., None])).replace(conv._short_repr(),
+                                                            linear._short_repr())
+    assert_raises(ValueError, lambda: linear(x), expected)
+    assert expected == {
+        "dtype": "Linear(in_features=3, out_features=4, bias=True): input is torch.float64 on cpu "
+                 "but the weight is torch.float32 on cpu; move one with .to()",
+        "device": "Linear(in_features=3, out_features=4, bias=True): input is torch.float32 on "
+                  "cpu but the weight is torch.float32 on meta; move one with .to()",
+    }[mismatch]
+
+
+def test_impl_choice_has_its_own_module():
+    """The convolution helpers and Adam check `impl` with scratchnet.impl, not with each other."""
+    from scratchnet import im2col, impl
+    from scratchnet.optim import adam
+
+    assert impl.IMPLS == ("fast", "reference")
+    assert im2col.check_impl is impl.check_impl and adam.check_impl is impl.check_impl
+    opt = sn.Adam([torch.zeros(1)])
+    opt.impl = "fastest"
+    assert_raises(ValueError, opt.step, "impl must be 'fast' or 'reference'", "'fastest'")
+
+
+@pytest.mark.parametrize("name", ["Conv2d", "ConvTranspose2d", "Upsampling"])
+def test_conv_like_layers_share_one_constructor(name):
+    """Channels, groups, pairs, `impl` and the parameters come from ConvLayer; the constructor
+    checks and their messages stay those of each layer."""
+    from scratchnet.conv import ConvLayer
+
+    cls = getattr(sn, name)
+    assert issubclass(cls, ConvLayer)
+    groups = {"Upsampling": {}}.get(name, {"groups": 2})
+    layer = cls(4, 6, (3, 2), **groups, padding=1, dilation=(1, 2), bias=False, device="meta",
+                dtype=torch.float64)
+    weight = {"Conv2d": (6, 2, 3, 2), "ConvTranspose2d": (4, 3, 3, 2), "Upsampling": (6, 4, 3, 2)}
+    assert (layer.in_channels, layer.out_channels, layer.groups) == (4, 6, groups.get("groups", 1))
+    assert (layer.kernel_size, layer.padding, layer.dilation, layer.impl) == \
+        ((3, 2), (1, 1), (1, 2), "fast")
+    assert layer.weight.shape == weight[name] and layer.bias is None
+    assert layer.weight.device.type == "meta" and layer.weight.dtype == torch.float64
+    if name != "Upsampling":
+        assert_raises(ValueError, lambda: cls(3, 6, 3, groups=2),
+                      f"{name}: in_channels (3) and out_channels (6) must both be divisible by "
+                      "groups (2)")

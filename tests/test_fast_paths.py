@@ -26,6 +26,7 @@ from torch.testing import assert_close
 
 import scratchnet as sn
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
+from scratchnet.impl import IMPLS
 from scratchnet.models import MODELS, build_model, course_denoiser
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -218,7 +219,7 @@ def adam_problem(seed: int, kwargs: dict) -> tuple[list[torch.Tensor], list[dict
 def test_adam_foreach_step_equals_per_parameter_step_and_torch(kwargs, seed):
     """Over several steps in which some parameters have no gradient (their step counts differ)."""
     runs = {}
-    for impl in ("fast", "reference"):
+    for impl in IMPLS:
         params, groups = adam_problem(seed, kwargs)
         opt = sn.Adam(groups, **kwargs)
         opt.impl = impl
@@ -247,7 +248,7 @@ def test_adam_foreach_step_equals_per_parameter_step_and_torch(kwargs, seed):
         [s["step"] for s in runs["reference"][1].state_dict()["state"].values()]
 
 
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", IMPLS)
 def test_course_network_train_step_equals_torch(impl):
     """One whole train step (forward, MSE, backward, Adam): fast and reference against torch."""
     torch.manual_seed(0)

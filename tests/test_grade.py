@@ -304,8 +304,12 @@ def test_the_instructors_mistakes_are_errors_not_zeros(tmp_path, capsys):
     assert "no test in tests/tasks is marked T01_1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="jobs >= 1"):
         grade([ROOT], jobs=0)
-    assert cli.main(["grade", str(ROOT), "--timeout", "0"]) == 1
-    assert "must be > 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="time limit must be > 0 s"):
+        grade([ROOT], timeout=0)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["grade", str(ROOT), "--timeout", "0"])
+    assert exit_.value.code == 2
+    assert "argument --timeout: expected a positive number, got 0" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -236,3 +236,71 @@ def test_upsampling_backward_on_non_square_input_with_pair_scale():
         nn.functional.conv2d(up, weight, layer.bias, padding=(1, 0)).backward(g)
     assert_close(grad_x, xt.grad, **TOL)
     assert_close(layer.weight.grad, weight.grad, **TOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_on_an_empty_batch(reduction):
+    """N = 0: torch's loss (nan for 'mean', 0 for 'sum', empty for 'none'), an empty gradient."""
+    prediction = torch.zeros(0, 3, dtype=torch.float64)
+    target = torch.ones_like(prediction)
+    crit = sn.MSELoss(reduction)
+    loss = crit(prediction, target)
+    grad = crit.backward(torch.ones_like(loss))
+    with torch.enable_grad():
+        pt = prediction.clone().requires_grad_(True)
+        expected = nn.MSELoss(reduction=reduction)(pt, target)
+        expected.backward(torch.ones_like(expected))
+    assert_close(loss, expected.detach(), equal_nan=True)
+    assert_close(grad, pt.grad)
+    if reduction != "none":
+        assert_close(crit.backward(), pt.grad)
+
+
+EMPTY_BATCH = {
+    "Conv2d": (lambda: sn.Conv2d(3, 4, 3, padding=1), (0, 3, 5, 6)),
+    "Conv2d groups": (lambda: sn.Conv2d(4, 6, 3, stride=2, groups=2), (0, 4, 5, 6)),
+    "ConvTranspose2d": (lambda: sn.ConvTranspose2d(4, 6, 3, stride=2, groups=2), (0, 4, 5, 6)),
+    "Upsampling": (lambda: sn.Upsampling(3, 4, 3, padding=1), (0, 3, 5, 6)),
+    "Upsampling strided": (lambda: sn.Upsampling(3, 4, 3, stride=2), (0, 3, 5, 6)),
+    "NearestUpsampling": (lambda: sn.NearestUpsampling((2, 3)), (0, 3, 5, 6)),
+    "MaxPool2d": (lambda: sn.MaxPool2d(3, stride=2, padding=1), (0, 3, 5, 6)),
+    "Linear": (lambda: sn.Linear(5, 4), (0, 2, 5)),
+    "ReLU": (lambda: sn.ReLU(), (0, 5)),
+    "LeakyReLU": (lambda: sn.LeakyReLU(0.1), (0, 5)),
+    "Sigmoid": (lambda: sn.Sigmoid(), (0, 5)),
+    "Tanh": (lambda: sn.Tanh(), (0, 5)),
+    "Flatten": (lambda: sn.Flatten(), (0, 3, 4)),
+    "Identity": (lambda: sn.Identity(), (0, 3, 4)),
+    "Sequential": (lambda: sn.Sequential(sn.Conv2d(3, 2, 1), sn.Flatten()), (0, 3, 4, 5)),
+    "Residual": (lambda: sn.Residual(sn.Conv2d(3, 3, 3, padding=1)), (0, 3, 4, 5)),
+    "Concat": (lambda: sn.Concat(sn.Conv2d(3, 1, 1), sn.MaxPool2d(3, 1, 1)), (0, 3, 4, 5)),
+}
+
+
+def test_empty_batch_covers_every_exported_layer():
+    exported = {v for v in vars(sn).values() if isinstance(v, type) and issubclass(v, sn.Module)}
+    assert {type(make()) for make, _ in EMPTY_BATCH.values()} == exported - {sn.Module, sn.MSELoss}
+
+
+@pytest.mark.parametrize("impl", impls)
+@pytest.mark.parametrize("name", EMPTY_BATCH)
+def test_empty_batch(name, impl):
+    """N = 0: torch's output shape, an empty input gradient and torch's (zero) parameter
+    gradients, for every layer and impl."""
+    make, shape = EMPTY_BATCH[name]
+    layer = make().double()
+    for m in layer.modules():
+        if "impl" in vars(m):
+            m.impl = impl
+    twin = sn.to_torch(layer)
+    x = torch.zeros(shape, dtype=torch.float64)
+    y = layer(x)
+    grad_x = layer.backward(torch.ones_like(y))
+    with torch.enable_grad():
+        xt = x.clone().requires_grad_(True)
+        yt = twin(xt)
+        yt.backward(torch.ones_like(yt))
+    assert y.shape == yt.shape and grad_x.shape == x.shape
+    twin_params = dict(twin.named_parameters())
+    for param_name, p in layer.named_parameters():
+        assert_close(p.grad, twin_params[param_name].grad, msg=param_name)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..im2col import check_impl
+from ..impl import check_impl
 from .optimizer import Optimizer
 
 
