@@ -4,6 +4,7 @@
     net = sn.Sequential(sn.Conv2d(3, 48, 2, stride=2), sn.ReLU(), ...)
     y = net(x); loss = crit(y, t); net.backward(crit.backward()); opt.step()
 """
+from . import init
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .containers import Concat, Identity, Residual, Sequential
 from .conv import Conv2d
@@ -17,7 +18,7 @@ from .loss import MSE, MSELoss
 from .metrics import psnr
 from .models import MODELS, build_model
 from .module import Module
-from .optim import SGD, Adam, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer, lr_scheduler
 from .pooling import MaxPool2d
 from .upsampling import NearestUpsampling, Upsampling
 
@@ -36,9 +37,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "MODELS", "MSE", "SGD", "Adam", "Concat", "Conv2d", "ConvTranspose2d", "Flatten",
+    "MODELS", "MSE", "SGD", "Adam", "AdamW", "Concat", "Conv2d", "ConvTranspose2d", "Flatten",
     "GradcheckReport", "History", "Identity", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
     "Model", "Module", "NearestUpsampling", "Optimizer", "ReLU", "Residual", "Sequential",
     "Sigmoid", "Tanh", "TrainingDiverged", "TransposeConv2d", "Upsampling", "build_model", "fit",
-    "from_torch", "gradcheck", "no_grad", "psnr", "to_torch",
+    "from_torch", "gradcheck", "init", "lr_scheduler", "no_grad", "psnr",
+    "to_torch",
 ]

@@ -197,8 +197,10 @@ def sgd_kwargs(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def adam_kwargs(draw: st.DrawFn) -> dict[str, Any]:
-    """torch.optim.Adam hyper-parameters, with and without (L2) weight decay."""
+    """torch.optim.Adam hyper-parameters, with and without (L2 or decoupled) weight decay and
+    AMSGrad."""
     return {"lr": draw(learning_rates),
             "betas": draw(st.sampled_from([(0.9, 0.999), (0.5, 0.9)])),
             "eps": draw(st.sampled_from([1e-8, 1e-3])),
-            "weight_decay": draw(st.sampled_from([0.0, 1e-2]))}
+            "weight_decay": draw(st.sampled_from([0.0, 1e-2])),
+            "amsgrad": draw(st.booleans()), "decoupled_weight_decay": draw(st.booleans())}

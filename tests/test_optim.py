@@ -31,10 +31,12 @@ def _variants(name: str, cls: type, torch_cls: type):
 
 OPTIMIZERS = {label: (make, torch_cls)
               for name, cls, torch_cls in (("SGD", sn.SGD, torch.optim.SGD),
-                                           ("Adam", sn.Adam, torch.optim.Adam))
+                                           ("Adam", sn.Adam, torch.optim.Adam),
+                                           ("AdamW", sn.AdamW, torch.optim.AdamW))
               for label, make, torch_cls in _variants(name, cls, torch_cls)}
 SGDS = [k for k in OPTIMIZERS if k.startswith("SGD")]
-ADAMS = [k for k in OPTIMIZERS if k.startswith("Adam")]
+ADAMS = [k for k in OPTIMIZERS if k.startswith("Adam ")]
+ADAMWS = [k for k in OPTIMIZERS if k.startswith("AdamW")]
 
 
 def small_model(seed: int, dtype: torch.dtype = torch.float64) -> sn.Sequential:
@@ -99,6 +101,30 @@ def test_adam_matches_torch(name, kwargs, seed):
     torch_model = sn.to_torch(model)
     assert_same_training(Problem(seed), (model, make(model.parameters(), **kwargs)),
                          (torch_model, torch_cls(torch_model.parameters(), **kwargs)))
+
+
+@pytest.mark.parametrize("name", ADAMWS)
+@given(kwargs=adam_kwargs(), seed=seeds)
+def test_adamw_matches_torch(name, kwargs, seed):
+    make, torch_cls = OPTIMIZERS[name]
+    del kwargs["decoupled_weight_decay"]
+    kwargs["weight_decay"] *= 10
+    model = small_model(seed)
+    torch_model = sn.to_torch(model)
+    assert_same_training(Problem(seed), (model, make(model.parameters(), **kwargs)),
+                         (torch_model, torch_cls(torch_model.parameters(), **kwargs)))
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_maximize_matches_torch(name):
+    """Climbing the loss diverges, which amplifies rounding: 5 small steps."""
+    make, torch_cls = OPTIMIZERS[name]
+    kwargs = {"lr": 1e-3, "maximize": True, "weight_decay": 1e-2}
+    kwargs.update({"momentum": 0.9} if name in SGDS else {"amsgrad": True})
+    model = small_model(5)
+    torch_model = sn.to_torch(model)
+    assert_same_training(Problem(5), (model, make(model.parameters(), **kwargs)),
+                         (torch_model, torch_cls(torch_model.parameters(), **kwargs)), steps=5)
 
 
 def parameter_groups(model) -> list[dict]:

@@ -1,6 +1,7 @@
-"""Optimizers with torch.optim's signatures and update rules."""
-from .adam import Adam
+"""Optimizers and learning-rate schedulers with torch.optim's signatures and update rules."""
+from . import lr_scheduler
+from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["Adam", "Optimizer", "SGD"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]

@@ -1,53 +1,75 @@
-"""`Adam`, step for step as torch.optim.Adam (L2 weight decay, no amsgrad)."""
+"""`Adam` and `AdamW`, step for step as torch.optim.Adam and torch.optim.AdamW."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..impl import check_impl
-from .optimizer import Optimizer
+from .optimizer import Optimizer, Params, _scalar
 
 
 class Adam(Optimizer):
     """g = g + wd·p; m = β₁m + (1 − β₁)g; v = β₂v + (1 − β₂)g²;
     p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
 
+    torch.optim.Adam's signature and options: maximize (g is the negated gradient), amsgrad (the
+    denominator uses the running maximum of v), decoupled_weight_decay (AdamW: p ← (1 − lr·wd)·p
+    instead of adding wd·p to g); lr and betas may be 1-element tensors. foreach, fused,
+    capturable and differentiable are accepted for compatibility and change nothing.
     `impl = "fast"` (default) updates all parameters of a group at once with torch._foreach_*
     ops; "reference" runs `update` on one parameter after the other. Both compute the same.
     """
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0) -> None:
+    def __init__(self, params: Params, lr: float | Tensor = 1e-3,
+                 betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+        name = type(self).__name__
+        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+            raise ValueError(f"{name}: betas must be both floats or both tensors, got "
+                             f"{type(betas[0]).__name__} and {type(betas[1]).__name__}")
+        betas = (_scalar(betas[0], f"{name}: betas[0]"), _scalar(betas[1], f"{name}: betas[1]"))
+        lr = _scalar(lr, f"{name}: lr")
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"Adam: invalid lr={lr}, betas={betas}, eps={eps} or "
+            raise ValueError(f"{name}: invalid lr={lr}, betas={betas}, eps={eps} or "
                              f"weight_decay={weight_decay}")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
-                                  "weight_decay": weight_decay})
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay, "amsgrad": amsgrad,
+                                  "maximize": maximize, "foreach": foreach,
+                                  "capturable": capturable, "differentiable": differentiable,
+                                  "fused": fused, "decoupled_weight_decay": decoupled_weight_decay})
         self.impl = "fast"
 
     def step(self) -> None:
         check_impl(self.impl)
-        ### BEGIN FAST PATH
-        if self.impl == "fast":
-            for group in self.param_groups:
-                params = [p for p in group["params"] if p.grad is not None]
-                if params:
-                    self.update_group(params, [self.state_of(p) for p in params], group)
-            return
-        ### END FAST PATH
-        super().step()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [-p.grad if group["maximize"] else p.grad for p in params]
+            states = [self.state_of(p) for p in params]
+            if group["decoupled_weight_decay"] and group["weight_decay"] != 0:
+                for p in params:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                group = {**group, "weight_decay": 0}
+            ### BEGIN FAST PATH
+            if self.impl == "fast" and not group["amsgrad"]:
+                self.update_group(params, grads, states, group)
+                continue
+            ### END FAST PATH
+            update = self.update_amsgrad if group["amsgrad"] else self.update
+            for p, grad, state in zip(params, grads, states):
+                update(p, grad, state, group)
 
     ### BEGIN FAST PATH
-    def update_group(self, params: list[Tensor], states: list[dict[str, Any]],
-                     group: dict[str, Any]) -> None:
+    def update_group(self, params: list[Tensor], grads: list[Tensor],
+                     states: list[dict[str, Any]], group: dict[str, Any]) -> None:
         """`update` for a list of parameters: each line is one op on all of them."""
         beta1, beta2 = group["betas"]
-        grads = [p.grad for p in params]
         if group["weight_decay"] != 0:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         for p, state in zip(params, states):
@@ -62,6 +84,22 @@ class Adam(Optimizer):
         torch._foreach_addcdiv_(params, m, denom,
                                 [-group["lr"] / (1 - beta1 ** s["step"]) for s in states])
     ### END FAST PATH
+
+    def update_amsgrad(self, p: Tensor, grad: Tensor, state: dict[str, Any],
+                       group: dict[str, Any]) -> None:
+        """`update` with AMSGrad's denominator: √ of the running maximum of v, kept in
+        state["max_exp_avg_sq"], so that a parameter's effective step never grows back."""
+        beta1, beta2 = group["betas"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * p
+        advance(p, state, amsgrad=True)
+        t = state["step"]
+        m, v, v_max = state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"]
+        m.lerp_(grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        torch.maximum(v_max, v, out=v_max)
+        denom = (v_max.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
+        p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Change p in place from grad (p's shape). `advance(p, state)` counts the step in
@@ -82,10 +120,27 @@ class Adam(Optimizer):
         ### END SOLUTION
 
 
-def advance(p: Tensor, state: dict[str, Any]) -> None:
-    """Count one more step, creating the moment estimates (zeros like p) at the first."""
+def advance(p: Tensor, state: dict[str, Any], amsgrad: bool = False) -> None:
+    """Count one more step, creating the moment estimates (zeros like p) at the first, and
+    AMSGrad's running maximum of v when `amsgrad`."""
     if not state:
         state["step"] = 0
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    if amsgrad and "max_exp_avg_sq" not in state:
+        state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     state["step"] += 1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p ← (1 − lr·wd)·p before each
+    Adam step; torch.optim.AdamW's signature (weight_decay defaults to 0.01)."""
+
+    def __init__(self, params: Params, lr: float | Tensor = 1e-3,
+                 betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)
