@@ -84,6 +84,7 @@ def _code(id: str, title: str, points: float, section: str, where: tuple[str, ..
 
 T01_CODE = ("T01.1", "T01.2", "T01.3")
 T02_CODE = ("T02.1", "T02.2", "T02.3", "T02.4")
+T02_INIT = ("T02.9", "T02.10")
 T03_CODE = ("T03.1", "T03.2", "T03.3", "T03.4")
 T04_CODE = ("T04.1", "T04.2")
 T05_CODE = ("T05.1", "T05.2")
@@ -132,6 +133,20 @@ TASKS: tuple[Task, ...] = (
     Task("T02.6", "Exercise: Softplus without overflow", 2, "exercise", "Exercises"),
     Task("T02.7", "Exercise: the learning rate for reduction='sum'", 1, "exercise", "Exercises"),
     Task("T02.8", "Written: derivatives from the output", 1, "written", "Exercises"),
+    _code("T02.9", "Xavier (Glorot) uniform initialisation", 1, "§7",
+          ("scratchnet/init.py:xavier_uniform_",),
+          "take std = gain·√(2/(fan_in + fan_out)) (fans from _calculate_fan_in_and_fan_out), "
+          "then the bound a = √3·std, and fill the tensor from U(−a, a) with uniform_, passing "
+          "generator"),
+    _code("T02.10", "He (Kaiming) normal initialisation", 1, "§7",
+          ("scratchnet/init.py:kaiming_normal_",),
+          "return a tensor with a zero-size dimension untouched (_empty), else take "
+          "std = calculate_gain(nonlinearity, a)/√fan with fan = _calculate_correct_fan(tensor, "
+          "mode), and fill the tensor from N(0, std²) with normal_, passing generator"),
+    Task("T02.11", "Check: initialisation against torch.nn.init", 1, "check", "§7",
+         depends=T02_INIT),
+    Task("T02.12", "Exercise: vanishing and exploding, measured", 2, "exercise", "§7",
+         depends=("T01.1", "T01.2", "T02.1")),
     # 03 · Convolution with unfold
     _code("T03.1", "unfold from the index formula", 3, "§2", ("scratchnet/im2col.py:unfold",),
           "write cols[n, (c, u, v), (i, j)] = x_pad[n, c, s·i + d·u, s·j + d·v], "

@@ -1,0 +1,167 @@
+"""Notebook 02 · §7 Initialisation: T02.9 xavier_uniform_, T02.10 kaiming_normal_.
+References: torch.nn.init with the same generator state, in float64: the same random numbers,
+scaled by the same bound or standard deviation, and the generator left in the same state."""
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+import scratchnet
+from scratchnet import init
+from scratchnet.coursework.checks import CheckFailed, expect_close, expect_true
+
+pytestmark = pytest.mark.T02
+TOL = {"rtol": 1e-12, "atol": 0.0}
+PACKAGE = Path(scratchnet.__file__).resolve().parent
+NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
+
+# weight shapes: Linear (out, in) and Conv2d (out, in, kh, kw), where the fans include the kernel
+weight_shapes = st.one_of(
+    st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(1, 3), st.integers(1, 3)))
+
+
+def _from_student_code() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        try:
+            parts = Path(frame.f_code.co_filename).resolve().relative_to(PACKAGE).parts
+        except ValueError:
+            parts = None
+        if parts is not None and (not parts or parts[0] not in NOT_STUDENT_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _no_torch_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.nn.init would do the task: it raises when the student's package calls it (the
+    tests' own references still use it)."""
+    for name in [n for n in dir(nn.init) if not n.startswith("__")]:
+        original = getattr(nn.init, name)
+        if not callable(original) or isinstance(original, type):
+            continue
+
+        def guarded(*args, _original=original, _name=name, **kwargs):
+            if _from_student_code():
+                raise CheckFailed(f"write the initialisation with plain tensor operations "
+                                  f"(torch.nn.init.{_name} is not allowed)")
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(nn.init, name, guarded)
+
+
+def draw(fn, shape: tuple[int, ...], seed: int, **kwargs) -> tuple[Tensor, Tensor, object]:
+    """fn(tensor, generator=…, **kwargs) on an empty float64 tensor: (tensor, generator state
+    after, what fn returned)."""
+    generator = torch.Generator().manual_seed(seed)
+    tensor = torch.full(shape, math.nan, dtype=torch.float64)
+    returned = fn(tensor, generator=generator, **kwargs)
+    return tensor, generator.get_state(), returned
+
+
+def expect_same_draws(name: str, shape: tuple[int, ...], seed: int, hint: str, **kwargs) -> None:
+    got, got_state, returned = draw(getattr(init, name), shape, seed, **kwargs)
+    want, want_state, _ = draw(getattr(nn.init, name), shape, seed, **kwargs)
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    call = f"{name}(w{', ' + args if args else ''}) of a weight of shape {shape}"
+    expect_true(returned is got, f"{call} should fill w in place and return w itself")
+    expect_true(not torch.isnan(got).any(), f"{call} left some of w unfilled: fill every element "
+                "in place, e.g. with uniform_(tensor, …) or normal_(tensor, …)")
+    expect_true(torch.equal(got_state, want_state),
+                f"{call} drew a different amount of random numbers from the generator than "
+                "torch.nn.init does (or ignored the generator): draw exactly once, with "
+                f"{'uniform_' if 'uniform' in name else 'normal_'}(tensor, …, generator)")
+    expect_close(got, want, f"the tensor filled by {call}", **TOL, hint=hint)
+
+
+# -- T02.9 xavier_uniform_ ---------------------------------------------------------------------
+XAVIER_HINT = ("Var(W) = gain²·2/(fan_in + fan_out) balances the forward and the backward pass "
+               "(§7); U(−a, a) has variance a²/3, so a = √3·std with std = "
+               "gain·√(2/(fan_in + fan_out)) — fan_in = in·prod(kernel), fan_out = "
+               "out·prod(kernel), from _calculate_fan_in_and_fan_out")
+
+
+@pytest.mark.T02_9
+@given(shape=weight_shapes, seed=st.integers(0, 2**31),
+       gain=st.sampled_from([1.0, 5.0 / 3, math.sqrt(2.0), 0.5]))
+def test_xavier_uniform(shape, seed, gain):
+    expect_same_draws("xavier_uniform_", shape, seed, XAVIER_HINT, gain=gain)
+
+
+@pytest.mark.T02_9
+def test_xavier_uniform_default_gain_and_global_generator():
+    """Without a generator, the global one (torch.manual_seed) is used, as in torch."""
+    torch.manual_seed(7)
+    got = init.xavier_uniform_(torch.empty(30, 20, dtype=torch.float64))
+    torch.manual_seed(7)
+    want = nn.init.xavier_uniform_(torch.empty(30, 20, dtype=torch.float64))
+    expect_close(got, want, "xavier_uniform_(w) with the default gain and the global generator",
+                 **TOL, hint=XAVIER_HINT + "; the default gain is 1 and generator=None means "
+                 "torch's global generator")
+
+
+@pytest.mark.T02_9
+def test_xavier_uniform_needs_two_dimensions():
+    with pytest.raises(ValueError):
+        init.xavier_uniform_(torch.empty(5))
+
+
+# -- T02.10 kaiming_normal_ --------------------------------------------------------------------
+KAIMING_HINT = ("std = gain/√fan (§7), where gain = calculate_gain(nonlinearity, a) — √2 for "
+                "ReLU and for the default 'leaky_relu' with a = 0 — and fan = "
+                "_calculate_correct_fan(tensor, mode): fan_in for mode='fan_in', fan_out for "
+                "'fan_out'; draw N(0, std²) with normal_ (std, not the variance std²)")
+
+
+@pytest.mark.T02_10
+@given(shape=weight_shapes, seed=st.integers(0, 2**31),
+       kwargs=st.sampled_from([{}, {"nonlinearity": "relu"},
+                               {"mode": "fan_out", "nonlinearity": "relu"},
+                               {"a": 0.2}, {"a": math.sqrt(5), "mode": "fan_out"},
+                               {"nonlinearity": "tanh"}, {"nonlinearity": "linear"}]))
+def test_kaiming_normal(shape, seed, kwargs):
+    expect_same_draws("kaiming_normal_", shape, seed, KAIMING_HINT, **kwargs)
+
+
+@pytest.mark.T02_10
+def test_kaiming_normal_global_generator():
+    torch.manual_seed(11)
+    got = init.kaiming_normal_(torch.empty(40, 30, dtype=torch.float64), nonlinearity="relu")
+    torch.manual_seed(11)
+    want = nn.init.kaiming_normal_(torch.empty(40, 30, dtype=torch.float64), nonlinearity="relu")
+    expect_close(got, want, "kaiming_normal_(w, nonlinearity='relu') with the global generator",
+                 **TOL, hint=KAIMING_HINT + "; generator=None means torch's global generator")
+
+
+@pytest.mark.T02_10
+def test_kaiming_normal_leaves_empty_tensors_alone():
+    """A weight with a zero-size dimension (e.g. Linear(0, 3)): torch warns and returns it."""
+    w = torch.empty(3, 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            returned = init.kaiming_normal_(w)
+        except ZeroDivisionError:
+            raise CheckFailed("kaiming_normal_ of a (3, 0) weight divided by fan_in = 0: return a "
+                              "tensor with a zero-size dimension untouched first, as torch does "
+                              "(`if _empty(tensor): return tensor`)") from None
+    expect_true(returned is w, "kaiming_normal_ of an empty weight should return it")
+    expect_true(any("zero-element" in str(c.message) for c in caught),
+                "kaiming_normal_ of a (3, 0) weight should warn, as torch does: "
+                "`if _empty(tensor): return tensor` (_empty warns)")
+
+
+@pytest.mark.T02_10
+def test_kaiming_normal_refuses_what_torch_refuses():
+    for bad, kwargs in (((5,), {}), ((3, 4), {"mode": "fan_avg"})):
+        with pytest.raises(ValueError):
+            init.kaiming_normal_(torch.empty(bad), **kwargs)
