@@ -4,6 +4,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Iterator, Mapping
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -24,18 +29,63 @@ class GradientShapeError(ValueError):
         self.module, self.parameter, self.param_shape = module, parameter, tuple(param_shape)
 
 
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` returns, as torch's `_IncompatibleKeys`."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return (f"IncompatibleKeys(missing_keys={self.missing_keys}, "
+                f"unexpected_keys={self.unexpected_keys})")
+
+
+_CONSUMED = object()
+
+
+def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """backward, which then marks the forward's saved tensors as used: a second backward without
+    a new forward is an error, as in torch ("backward through the graph a second time")."""
+    @functools.wraps(backward)
+    def wrapper(self: Module, *args: Any, **kwargs: Any) -> Any:
+        outermost = not self.__dict__.get("_in_backward", False)
+        object.__setattr__(self, "_in_backward", True)
+        try:
+            result = backward(self, *args, **kwargs)
+        finally:
+            if outermost:
+                object.__setattr__(self, "_in_backward", False)
+        if outermost and self._ctx is not None:
+            object.__setattr__(self, "_ctx", _CONSUMED)
+        return result
+
+    return wrapper
+
+
 class Module:
     """A layer with a hand-written `forward` and `backward`.
 
     Parameters are plain tensors registered with `register_parameter` and read as attributes
     (`conv.weight`); their gradients live in `p.grad` and are accumulated by `backward` until
-    `zero_grad()`. Sub-modules assigned as attributes are registered automatically.
+    `zero_grad()`. Each backward uses what its forward saved, once: a second backward needs a
+    new forward (as torch's autograd graph). Sub-modules assigned as attributes are registered
+    automatically; buffers (`register_buffer`) are tensors that are state but not parameters.
     """
 
     training: bool
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _consuming(cls.__dict__["backward"])  # type: ignore[method-assign]
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_frozen", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_ctx", None)
@@ -47,8 +97,11 @@ class Module:
     def backward(self, grad_output: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def __call__(self, *inputs: Tensor) -> Tensor:
-        return self.forward(*inputs)
+    def __call__(self, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        """forward(*inputs); `input=` names the first input, as in torch (`layer(input=x)`)."""
+        if "input" in kwargs and "input" not in inspect.signature(self.forward).parameters:
+            inputs = (kwargs.pop("input"), *inputs)
+        return self.forward(*inputs, **kwargs)
 
     # -- what forward keeps for backward ------------------------------------------------------
     def save_for_backward(self, **tensors: Any) -> None:
@@ -58,6 +111,12 @@ class Module:
     @property
     def saved(self) -> dict[str, Any]:
         """What the last forward saved; a RuntimeError if there is nothing to differentiate."""
+        if self._ctx is _CONSUMED:
+            raise RuntimeError(
+                f"{self._short_repr()}: backward called a second time after one forward: run "
+                "forward again first (torch, too, refuses to backward through the graph a "
+                "second time)"
+            )
         if self._ctx is None:
             raise RuntimeError(
                 f"{self._short_repr()}: backward called before forward "
@@ -66,10 +125,13 @@ class Module:
         return self._ctx
 
     def accumulate_grad(self, name: str, grad: Tensor) -> None:
-        """Add `grad` to `self.<name>.grad` (created on first use); shapes must be equal."""
+        """Add `grad` to `self.<name>.grad` (created on first use); shapes must be equal. A
+        frozen parameter (`requires_grad_(False)`) gets no gradient."""
         param = self._parameters[name]
         if grad.shape != param.shape:
             raise GradientShapeError(self, name, tuple(grad.shape), tuple(param.shape))
+        if name in self._frozen:
+            return
         if param.grad is None:
             param.grad = grad.clone(memory_format=torch.contiguous_format)
         else:
@@ -79,9 +141,22 @@ class Module:
     def register_parameter(self, name: str, value: Tensor | None) -> None:
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"parameter {name!r} must be a Tensor or None, got {type(value).__name__}")
-        if name in self.__dict__ or name in self._modules:
+        if name in self.__dict__ or name in self._modules or name in self._buffers:
             raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists")
         self._parameters[name] = value
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor that is part of the module's state but not a parameter (no gradient, no
+        optimizer): in `state_dict` unless persistent=False, moved and cast by `to()`."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        if name in self.__dict__ or name in self._modules or name in self._parameters:
+            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
 
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
@@ -95,13 +170,17 @@ class Module:
             self._modules[name] = value
         elif name in self._parameters:
             self.register_parameter(name, value)
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign a {type(value).__name__} to buffer {name!r}")
+            self._buffers[name] = value
         elif name in self._modules:
             self.add_module(name, value)
         else:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        for store in ("_parameters", "_modules"):
+        for store in ("_parameters", "_buffers", "_modules"):
             table = self.__dict__.get(store)
             if table is not None and name in table:
                 return table[name]
@@ -110,6 +189,9 @@ class Module:
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:
             del self._parameters[name]
+        elif name in self._buffers:
+            del self._buffers[name]
+            self._non_persistent_buffers.discard(name)
         elif name in self._modules:
             del self._modules[name]
         else:
@@ -147,6 +229,32 @@ class Module:
         for _, param in self.named_parameters():
             yield param
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for module_name, module in self.named_modules(prefix):
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), buf
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, buf in self.named_buffers():
+            yield buf
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """fn(module) for every sub-module, then for self (e.g. a custom initialisation)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter: a frozen one gets no gradient in
+        backward, so optimizers leave it alone (torch's `module.requires_grad_(False)`)."""
+        for module in self.modules():
+            frozen = set() if requires_grad else {k for k, v in module._parameters.items()
+                                                  if v is not None}
+            object.__setattr__(module, "_frozen", frozen)
+        return self
+
     # -- training state -----------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.parameters():
@@ -169,15 +277,24 @@ class Module:
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Tensor]":
-        """Parameter name → tensor (detached copies are not made, as in torch)."""
-        return OrderedDict(self.named_parameters())
+        """Name → tensor for the parameters and persistent buffers, in torch's order (each
+        module's parameters, then its buffers, then its children's); no copies, as in torch."""
+        state: OrderedDict[str, Tensor] = OrderedDict()
+        for module_name, module in self.named_modules():
+            dot = f"{module_name}." if module_name else ""
+            for name, value in module._parameters.items():
+                if value is not None and f"{dot}{name}" not in state:
+                    state[f"{dot}{name}"] = value
+            for name, value in module._buffers.items():
+                if value is not None and name not in module._non_persistent_buffers:
+                    state[f"{dot}{name}"] = value
+        return state
 
-    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True):
-        """Copy values into the existing parameter tensors, so optimizers built earlier still see them.
-
-        Returns `(missing_keys, unexpected_keys)` like torch's `_IncompatibleKeys`.
-        """
-        own = dict(self.named_parameters())
+    def load_state_dict(self, state_dict: Mapping[str, Tensor],
+                        strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the existing parameter and buffer tensors, so optimizers built
+        earlier still see them. → IncompatibleKeys(missing_keys, unexpected_keys), as torch."""
+        own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -197,14 +314,20 @@ class Module:
                     f"the shape in the current model is {tuple(param.shape)}"
                 )
             param.copy_(value)
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
-        """Move/cast every parameter (and its gradient) in place; `to(device)`, `to(dtype)`, both."""
+        """Move/cast every parameter (and its gradient) and buffer in place; `to(device)`,
+        `to(dtype)`, both. Buffers that are not floating point keep their dtype, as in torch."""
         for param in self.parameters():
             param.data = param.data.to(*args, **kwargs)
             if param.grad is not None:
                 param.grad = param.grad.to(device=param.device, dtype=param.dtype)
+        for buf in self.buffers():
+            if buf.is_floating_point():
+                buf.data = buf.data.to(*args, **kwargs)
+            else:
+                buf.data = buf.data.to(torch.empty(0, device=buf.device).to(*args, **kwargs).device)
         for module in self.modules():
             object.__setattr__(module, "_ctx", None)
         return self
@@ -240,3 +363,4 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
+

@@ -21,7 +21,7 @@ import scratchnet as sn
 
 PACKAGE = Path(sn.__file__).resolve().parent
 NON_CORE = {"gradcheck", "interop", "data", "train", "models", "course", "cli", "widgets",
-            "benchmark", "baselines", "coursework", "__main__"}
+            "explorer", "figures", "benchmark", "baselines", "coursework", "__main__"}
 ALLOWED_FUNCTIONALS = {"fold", "unfold"}
 
 
@@ -193,11 +193,15 @@ def _dotted(node: ast.AST) -> str | None:
 
 def violations(source: str) -> list[str]:
     """What a core file must not contain: torch.nn beyond F.fold/F.unfold, torch.autograd,
-    torch.optim, requires_grad (anywhere, comments included)."""
+    torch.optim, a tensor's requires_grad (read, set, or passed to a factory). Module's own
+    `requires_grad_` method (torch's name for freezing, which touches no tensor flag) is allowed."""
     found = []
-    if "requires_grad" in source:
-        found.append("mentions requires_grad")
     tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("requires_grad", "requires_grad_"):
+            found.append(f"uses .{node.attr}")
+        elif isinstance(node, ast.keyword) and node.arg == "requires_grad":
+            found.append("passes requires_grad=")
     functional_aliases = set()
     torch_aliases = {"torch"}
     for node in ast.walk(tree):
@@ -246,7 +250,11 @@ def test_static_check_finds_violations():
     assert violations("from torch import optim\n") == ["from torch import ['optim']"]
     assert violations("from torch.nn.functional import relu\n") == \
         ["from torch.nn.functional import ['relu']"]
-    assert violations("x.requires_grad = True\n") == ["mentions requires_grad"]
+    assert violations("x.requires_grad = True\n") == ["uses .requires_grad"]
+    assert violations("x.requires_grad_()\n") == ["uses .requires_grad_"]
+    assert violations("import torch\nw = torch.zeros(2, requires_grad=True)\n") == \
+        ["passes requires_grad="]
+    assert violations("def requires_grad_(self, requires_grad=True):\n    return self\n") == []
     assert violations("import torch.nn.functional as F\ng = F\n") == \
         ["uses F other than as F.fold/unfold"]
     assert violations("import torch.nn.functional as F\ny = F.fold(F.unfold(x, 2), 4, 2)\n") == []
