@@ -1,7 +1,7 @@
 """`gradcheck`: prove a module's hand-written backward against torch autograd and finite differences.
 
     report = scratchnet.gradcheck(layer, x)            # a loss: gradcheck(crit, prediction, target)
-    print(report)            # a small table: tensor, shape, error bucket, PASS/FAIL
+    print(report)            # a table: tensor, shape, relative error, tolerance, PASS/FAIL
     assert report.passed
 
 Two independent references, both in float64 by default:
@@ -42,6 +42,15 @@ class CheckRow:
     def passed(self) -> bool:
         return self.shape_ok and math.isfinite(self.max_rel_err) and self.max_rel_err <= self.tolerance
 
+    def error_text(self) -> str:
+        """The relative error as printed in a report: `3.1e-16`, `0` when the two agree exactly,
+        `bad shape` or `not finite` when there is no number to print."""
+        if not self.shape_ok:
+            return "bad shape"
+        if not math.isfinite(self.max_rel_err):
+            return "not finite"
+        return "0" if self.max_rel_err == 0 else f"{self.max_rel_err:.1e}"
+
     def magnitude(self) -> str:
         """A machine-stable summary of the error: the tolerance it stays under, or the power of
         ten it reaches."""
@@ -67,12 +76,20 @@ class GradcheckReport:
         return bool(self.rows) and all(r.passed for r in self.rows)
 
     def __str__(self) -> str:
-        header = f"gradcheck {self.module} ({str(self.dtype).replace('torch.', '')})"
-        lines = [header, f"{'reference':<10} {'tensor':<14} {'shape':<18} {'rel. error':<11} result"]
-        for r in self.rows:
-            shape = "(" + ", ".join(map(str, r.shape)) + ")"
-            lines.append(f"{r.reference:<10} {r.name:<14} {shape:<18} {r.magnitude():<11} "
-                         f"{'PASS' if r.passed else 'FAIL'}")
+        """One aligned row per compared tensor: the relative error itself (two significant
+        digits), the tolerance it is held to, and PASS/FAIL; columns widen for long names."""
+        header = ["reference", "tensor", "shape", "rel. error", "tolerance", "result"]
+        body = [[r.reference, r.name, "(" + ", ".join(map(str, r.shape)) + ")", r.error_text(),
+                 f"{r.tolerance:.0e}", "PASS" if r.passed else "FAIL"] for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        right = {3, 4}                                   # numbers: aligned on the right
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        lines = [f"gradcheck {self.module} ({str(self.dtype).replace('torch.', '')})",
+                 line(header), *map(line, body)]
         lines += [f"(skipped: {s})" for s in self.skipped]
         lines += [f"(error: {e})" for e in self.errors]
         lines.append("ALL PASS" if self.passed else "FAILED")
@@ -188,8 +205,10 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
                 tensor.copy_(original)
                 numeric.append((plus - minus) / (2 * eps))
                 predicted.append(float((analytic * v).sum().item()))
-            report.rows.append(_row("finite-d", name, torch.tensor(predicted),
-                                    torch.tensor(numeric), tol_fd))
+            # float64 lists: torch.tensor(list) would make float32 and round the errors away
+            report.rows.append(_row("finite-d", name,
+                                    torch.tensor(predicted, dtype=torch.float64),
+                                    torch.tensor(numeric, dtype=torch.float64), tol_fd))
             report.rows[-1].shape = tuple(tensor.shape)
 
     m(x, *rest)

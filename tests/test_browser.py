@@ -1,7 +1,9 @@
-"""The wipe widget in a real browser: JupyterLab on localhost, driven by headless Chromium.
+"""The widgets in a real browser: JupyterLab on localhost, driven by headless Chromium.
 
 Runs tests/assets/widget_demo.ipynb from the Run menu, moves the wipe slider with the keyboard and
-checks that the image the browser shows follows the slider. Screenshots go to artifacts/.
+checks that the image the browser shows follows the slider; runs tests/assets/explorer_demo.ipynb,
+moves the convolution explorer's kernel slider and checks that the formula and the picture the
+browser shows are the package's for the new kernel. Screenshots go to artifacts/.
 """
 import io
 import json
@@ -134,6 +136,16 @@ def sync_playwright():
     return sync_playwright
 
 
+def _open_and_run_all(page, lab_url: str, notebook: str) -> None:
+    """Open `notebook` in JupyterLab, wait for its kernel, run all its cells from the Run menu."""
+    page.goto(f"{lab_url}/lab/tree/{notebook}")
+    # the status bar names the kernel once it is connected; before that it says "No Kernel"
+    kernel_idle = re.compile(r"^(?!No Kernel).* \| Idle$")
+    page.locator(".jp-StatusBar-TextItem", has_text=kernel_idle).wait_for()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+
+
 def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
@@ -142,12 +154,7 @@ def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         try:
-            page.goto(f"{lab_url}/lab/tree/widget_demo.ipynb")
-            # the status bar names the kernel once it is connected; before that it says "No Kernel"
-            kernel_idle = re.compile(r"^(?!No Kernel).* \| Idle$")
-            page.locator(".jp-StatusBar-TextItem", has_text=kernel_idle).wait_for()
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+            _open_and_run_all(page, lab_url, "widget_demo.ipynb")
 
             image = page.locator(".jp-OutputArea-output img.widget-image")
             image.wait_for()
@@ -187,6 +194,66 @@ def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
             widget.screenshot(path=ARTIFACTS / "browser_widget_after.png")
         except Exception:
             page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def _highlight_count(png: bytes) -> int:
+    from scratchnet.explorer import HIGHLIGHT
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return int((img == HIGHLIGHT).all(axis=2).sum())
+
+
+def test_explorer_kernel_slider_redraws_patch_and_formula_in_jupyterlab(sync_playwright, lab_url):
+    from scratchnet.explorer import Geometry, conv_formula, render
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     timeout=TIMEOUT_MS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            _open_and_run_all(page, lab_url, "explorer_demo.ipynb")
+            image = page.locator(".jp-OutputArea-output img.widget-image")
+            image.wait_for()
+            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), ""])
+            formula = page.locator(".jp-OutputArea-output .widget-html code")
+            handle = page.locator(".widget-slider", has_text="kernel").locator(".noUi-handle")
+            widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+
+            def shown() -> tuple[str, bytes]:
+                src = image.get_attribute("src")
+                data = page.evaluate("async src => Array.from(new Uint8Array("
+                                     "await (await fetch(src)).arrayBuffer()))", src)
+                return src, bytes(data)
+
+            before = Geometry(5, 3, 2, 1, 1)
+            src, png = shown()
+            assert formula.inner_text() == conv_formula(before)
+            assert png == render(before, (0, 0), transposed=False).png
+            assert _highlight_count(png) > 0
+            widget.screenshot(path=ARTIFACTS / "browser_explorer_before.png")
+
+            handle.focus()
+            page.keyboard.press("ArrowRight")                      # kernel 3 → 4
+            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
+            after = Geometry(5, 4, 2, 1, 1)
+            assert float(handle.get_attribute("aria-valuenow")) == 4
+            page.wait_for_function("([el, text]) => el.innerText === text",
+                                   arg=[formula.element_handle(), conv_formula(after)])
+            src, png = shown()
+            assert png == render(after, (0, 0), transposed=False).png
+            box = image.bounding_box()
+            assert (round(box["width"]), round(box["height"])) == render(
+                after, (0, 0), transposed=False).size, "image is scaled, not 1:1"
+            # a 4×4 patch at output pixel (0, 0): 16 cells, 7 of them on the padding
+            assert _highlight_count(png) == _highlight_count(
+                render(after, (0, 0), transposed=False).png) > 0
+            widget.screenshot(path=ARTIFACTS / "browser_explorer_after.png")
+        except Exception:
+            page.screenshot(path=ARTIFACTS / "browser_explorer_failure.png", full_page=True)
             raise
         finally:
             browser.close()

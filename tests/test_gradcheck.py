@@ -191,7 +191,7 @@ def test_custom_module_without_torch_twin_uses_finite_differences_only():
     assert failing(broken) == {("finite-d", "grad gain")}
 
 
-ERROR_BUCKET = re.compile(r"^(< 1e-\d\d|≥ 1e[+-]\d\d|bad shape|not finite)$")
+ERROR_TEXT = re.compile(r"^(0|\d\.\de[+-]\d\d|bad shape|not finite)$")
 
 
 @pytest.mark.parametrize("report", [
@@ -199,20 +199,42 @@ ERROR_BUCKET = re.compile(r"^(< 1e-\d\d|≥ 1e[+-]\d\d|bad shape|not finite)$")
     lambda: sn.gradcheck(MeanBiasLinear(4, 3), make_tensor((5, 4), 0)),
     lambda: sn.gradcheck(sn.Sequential(TransposedWeightGradLinear(4, 3)), make_tensor((5, 4), 0)),
     lambda: sn.gradcheck(ChannelScale(3), make_tensor((2, 3, 4, 5), 0), dtype=torch.float32),
+    lambda: sn.gradcheck(sn.Residual(sn.Sequential(sn.Conv2d(2, 2, 3, padding=1), sn.ReLU())),
+                         make_tensor(X4, 0)),
 ])
-def test_table_shows_buckets_not_float_noise(report):
+def test_table_prints_the_relative_errors_in_aligned_columns(report):
     report = report()
     text = str(report)
     lines = text.splitlines()
     assert lines[0].startswith("gradcheck ") and lines[1].split() == [
-        "reference", "tensor", "shape", "rel.", "error", "result"]
+        "reference", "tensor", "shape", "rel.", "error", "tolerance", "result"]
     assert lines[-1] == ("ALL PASS" if report.passed else "FAILED")
-    for row, line in zip(report.rows, lines[2:]):
-        assert ERROR_BUCKET.match(row.magnitude()), row.magnitude()
+    table = lines[1:2 + len(report.rows)]
+    # every column starts at the same offset on every line, however long the names
+    starts = [m.start() for m in re.finditer(r"(?<=  )\S", table[0].replace("rel. error", "rel._error"))]
+    for row, line in zip(report.rows, table[1:]):
+        shown = row.error_text()
+        assert ERROR_TEXT.match(shown), shown
+        if shown[0].isdigit() and shown != "0":
+            assert float(shown) == pytest.approx(row.max_rel_err, rel=0.051)
+        elif shown == "0":
+            assert row.max_rel_err == 0
         assert line.endswith("PASS" if row.passed else "FAIL")
-        assert row.magnitude() in line
-    assert re.search(r"\d\.\d", text) is None, text
+        assert line.startswith(row.reference) and f"  {row.name}  " in line
+        cells = re.split(r"\s{2,}", line.strip())
+        assert cells[-3:] == [shown, f"{row.tolerance:.0e}", "PASS" if row.passed else "FAIL"]
+        assert line[starts[-1]:] in ("PASS", "FAIL") and line[starts[-1] - 2:starts[-1]] == "  "
     assert str(report) == text
+
+
+def test_error_text_of_special_rows():
+    row = sn.gradcheck(sn.Linear(3, 2), make_tensor((4, 3), 0)).rows[0]
+    row.max_rel_err = 3.14159e-7
+    assert row.error_text() == "3.1e-07"
+    row.max_rel_err = float("inf")
+    assert row.error_text() == "not finite"
+    row.shape_ok = False
+    assert row.error_text() == "bad shape"
 
 
 def test_report_is_reproducible_and_leaves_the_module_alone():
