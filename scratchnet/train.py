@@ -28,6 +28,7 @@ from .loss import MSELoss
 from .metrics import psnr
 from .module import Module
 from .optim import Adam, Optimizer
+from .progress import progress_bar
 from .validation import check_image_pair
 
 Pairs = tuple[Tensor, Tensor]
@@ -202,7 +203,7 @@ def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, epochs: int
     for epoch in range(start, epochs):
         began = time.perf_counter()
         loss_sum = 0.0
-        bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", progress)
+        bar = progress_bar(len(loader), f"epoch {epoch + 1}/{epochs}", progress, unit="batch")
         model.train()
         for i, (x, y) in enumerate(loader):
             loss = float(crit(model(x), y))
@@ -257,10 +258,3 @@ def _diverged(what: str, epoch: int, batch: int, checkpoint: str | os.PathLike |
     return TrainingDiverged(f"fit: {what} at epoch {epoch + 1}, batch {batch}; {kept}. Lower the "
                             "learning rate (or check the data for NaN/inf) and train again.",
                             epoch + 1, batch, history)
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    """A tqdm.auto bar (a widget in notebooks, text in terminals); a silent one when disabled."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, unit="batch", dynamic_ncols=True)
