@@ -3,6 +3,7 @@
 #              notebook outputs are the CPU path's, so the tests hide any GPU
 # make check TASK=T03_4 — the task tests of one task (TASK=T03: of notebook 03)
 # make student — write the student edition to build/student/
+# make site  — the executed notebooks as a static HTML site to read offline: build/site/index.html
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup run test check lab data notebooks student clean
+.PHONY: setup run test check lab data notebooks student site clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +53,11 @@ notebooks: setup
 # The student edition: the package with the tasks blanked, notebooks cleared (build/student/).
 student: setup
 	$(BIN)/python -m scratchnet handout build/student
+
+# The committed (executed) notebooks as HTML pages with a contents page, math by a local MathJax,
+# readable without a kernel or a network (nothing is executed: re-run `make notebooks` first).
+site: setup
+	$(BIN)/python tools/build_site.py --notebooks notebooks --out build/site
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

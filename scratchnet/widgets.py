@@ -5,10 +5,17 @@
     static_grid(noisy, denoised, clean)    # matplotlib Figure for non-interactive renders
 
 Images are (N, 3, H, W) tensors, float in [0, 1] or uint8 in 0..255.
+
+A displayed comparison also carries a `text/html` version of itself (ImageComparison.static_html):
+the images as PNG data URIs and the controls in plain JavaScript, for pages without a kernel (the
+static site of `make site`, nbconvert's HTML). Nothing in it is loaded from elsewhere.
 """
 from __future__ import annotations
 
+import base64
+import html
 import io
+import json
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -23,6 +30,8 @@ from .validation import check_images, shape_str
 
 DIVIDER_COLOR = (1.0, 0.85, 0.0)
 DIVIDER_WIDTH = 2
+STATIC_IMAGES = 32        # examples the offline (text/html) version carries at most
+STATIC_BYTES = 2_000_000  # and about this many characters of images
 
 
 def as_unit_images(x: Tensor, name: str = "images") -> Tensor:
@@ -77,9 +86,7 @@ def draw_divider(img: Tensor, position: float) -> Tensor:
     """Copy of img: (3, H, W) with a vertical DIVIDER_COLOR line, DIVIDER_WIDTH columns wide,
     centred on the wipe boundary (clipped to the image)."""
     width = img.shape[-1]
-    cut = cut_column(width, position)
-    lo = min(max(cut - DIVIDER_WIDTH // 2, 0), width - 1)
-    hi = max(min(cut + DIVIDER_WIDTH - DIVIDER_WIDTH // 2, width), lo + 1)
+    lo, hi = _divider_span(width, cut_column(width, position))
     out = img.clone()
     out[:, :, lo:hi] = torch.tensor(DIVIDER_COLOR, dtype=img.dtype)[:, None, None]
     return out
@@ -97,6 +104,60 @@ def to_png(img: Tensor) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _png_data_uri(img: Tensor) -> str:
+    """img: (3, H, W) in [0, 1] -> data URI of its PNG, base64 with "/" and "+" percent-encoded
+    (a data URI is percent-decoded before the base64 is read), so the page holds no "/a/b/"
+    that looks like a path."""
+    encoded = base64.b64encode(to_png(img)).decode("ascii")
+    return "data:image/png;base64," + encoded.replace("+", "%2B").replace("/", "%2F")
+
+
+def _divider_span(width: int, cut: int) -> tuple[int, int]:
+    """Columns [lo, hi) of the divider for a wipe cut at column `cut` of a `width`-wide frame."""
+    lo = min(max(cut - DIVIDER_WIDTH // 2, 0), width - 1)
+    hi = max(min(cut + DIVIDER_WIDTH - DIVIDER_WIDTH // 2, width), lo + 1)
+    return lo, hi
+
+
+# The controls of ImageComparison.static_html, in plain (ES5) JavaScript; DATA is replaced by the
+# images and labels. It finds its comparison as the element just before the script.
+_WIPE_SCRIPT = """(function () {
+  var script = document.currentScript, root = script && script.previousElementSibling;
+  if (!root || !root.classList || !root.classList.contains("sn-wipe")) { return; }
+  var data = DATA;
+  function find(name) { return root.querySelector(".sn-wipe-" + name); }
+  var index = find("index"), left = find("left"), right = find("right"),
+      position = find("position"), cutBox = find("cut"), divider = find("divider"),
+      leftImage = find("left-image"), rightImage = find("right-image"), label = find("label");
+  function roundHalfEven(x) {  // Python's round(), which the widget uses
+    var f = Math.floor(x), d = x - f;
+    return d > 0.5 ? f + 1 : d < 0.5 ? f : (f % 2 === 0 ? f : f + 1);
+  }
+  function update() {
+    var i = parseInt(index.value, 10), p = parseInt(position.value, 10), w = data.width;
+    var k = i - data.first;
+    var cut = roundHalfEven(p / 100 * w), half = Math.floor(data.divider / 2);
+    var lo = Math.min(Math.max(cut - half, 0), w - 1);
+    var hi = Math.max(Math.min(cut + data.divider - half, w), lo + 1);
+    leftImage.src = data.images[left.value][k];
+    leftImage.alt = left.value;
+    rightImage.src = data.images[right.value][k];
+    rightImage.alt = right.value;
+    cutBox.style.width = cut + "px";
+    divider.style.left = lo + "px";
+    divider.style.width = (hi - lo) + "px";
+    find("index-value").textContent = String(i + 1);
+    find("position-value").textContent = String(p);
+    label.textContent = data.labels[k];
+  }
+  [index, left, right, position].forEach(function (control) {
+    control.addEventListener("input", update);
+    control.addEventListener("change", update);
+  });
+  update();
+})();"""
 
 
 def _check_titles(titles: Sequence[str] | None, count: int) -> list[str]:
@@ -155,7 +216,10 @@ class ImageComparison(widgets.VBox):
 
     def psnr_text(self) -> str:
         """PSNR of the current example's noisy and denoised images against clean, and the mean."""
-        i, count = self.index.value, self.index.max + 1
+        return self._psnr_text(self.index.value)
+
+    def _psnr_text(self, i: int) -> str:
+        count = self.index.max + 1
         if self.reference is None:
             return f"image {i + 1}/{count} · no clean image given, so no PSNR"
         clean = self.images[self.reference][i]
@@ -169,6 +233,95 @@ class ImageComparison(widgets.VBox):
         """Observer of every control: redraw the image and the PSNR label."""
         self.image.value = to_png(self.frame())
         self.label.value = self.psnr_text()
+
+    def _repr_mimebundle_(self, **kwargs) -> dict | None:
+        """The widget view, plus static_html() as `text/html` for renderers without a kernel
+        (a widget-aware front end such as JupyterLab shows the widget)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:  # a closed widget has no view
+            return None
+        return {**bundle, "text/html": self.static_html()}
+
+    def _static_images(self, i: int) -> tuple[int, dict[str, list[str]]]:
+        """(first, {name: data URIs}) of the examples static_html carries: all of them, or a run
+        of consecutive ones around example i within STATIC_IMAGES examples and STATIC_BYTES."""
+        count = self.index.max + 1
+        encoded = {i: {name: _png_data_uri(x[i]) for name, x in self.images.items()}}
+        total = sum(map(len, encoded[i].values()))
+        first, stop = i, i + 1
+        while stop - first < STATIC_IMAGES and (first > 0 or stop < count):
+            k = stop if stop < count and (stop - 1 - i <= i - first or first == 0) else first - 1
+            uris = {name: _png_data_uri(x[k]) for name, x in self.images.items()}
+            total += sum(map(len, uris.values()))
+            if total > STATIC_BYTES:
+                break
+            encoded[k] = uris
+            first, stop = min(first, k), max(stop, k + 1)
+        return first, {name: [encoded[k][name] for k in range(first, stop)]
+                       for name in self.images}
+
+    def static_html(self) -> str:
+        """The comparison as self-contained HTML: every image as a PNG data URI, and the
+        controls (image, left, right, wipe %) in plain JavaScript, starting from the widget's
+        current state. Works offline in any browser; without JavaScript it shows that frame.
+
+        The images are shown at their own resolution, scaled by CSS with nearest-neighbour
+        (pixelated) rendering, so the browser draws the same pixels as frame(); the payloads are
+        percent-encoded base64 (no "/"), which a data URI allows. A long series is cut to the
+        STATIC_IMAGES examples around the current one (and about STATIC_BYTES of PNG), so that
+        a notebook does not swell.
+        """
+        names = list(self.images)
+        count = self.index.max + 1
+        height, width = self.images[names[0]].shape[-2:]
+        scale = max(1, self.size // max(height, width))
+        shown_w, shown_h = width * scale, height * scale
+        i, left, right, position = (self.index.value, self.left.value, self.right.value,
+                                    self.position.value)
+        first, sources = self._static_images(i)
+        last = first + len(sources[names[0]]) - 1
+        cut = cut_column(shown_w, position)
+        lo, hi = _divider_span(shown_w, cut)
+        data = {"names": names, "first": first, "images": sources,
+                "labels": [self._psnr_text(k) for k in range(first, last + 1)],
+                "width": shown_w, "divider": DIVIDER_WIDTH}
+        esc = html.escape
+        pixelated = ("position:absolute;left:0;top:0;margin:0;padding:0;border:0;max-width:none;"
+                     f"width:{shown_w}px;height:{shown_h}px;"
+                     "image-rendering:crisp-edges;image-rendering:pixelated")
+
+        def options(chosen: str) -> str:
+            return "".join(f'<option value="{esc(n)}"{" selected" if n == chosen else ""}>'
+                           f"{esc(n)}</option>" for n in names)
+
+        carried = "" if last - first + 1 == count else f" (here {first + 1}–{last + 1})"
+        index_control = (
+            f'<label>image <input class="sn-wipe-index" type="range" min="{first}" max="{last}" '
+            f'step="1" value="{i}"{" disabled" if first == last else ""}> <output '
+            f'class="sn-wipe-index-value">{i + 1}</output>/{count}{carried}</label>')
+        divider = "#{:02x}{:02x}{:02x}".format(*(round(c * 255) for c in DIVIDER_COLOR))
+        markup = (
+            '<div class="sn-wipe" style="display:inline-block;font-size:13px;line-height:1.6">'
+            '<div style="display:flex;flex-wrap:wrap;align-items:center;gap:4px 16px">'
+            f'{index_control}'
+            f'<label>left <select class="sn-wipe-left">{options(left)}</select></label>'
+            f'<label>right <select class="sn-wipe-right">{options(right)}</select></label></div>'
+            '<div><label>wipe % <input class="sn-wipe-position" type="range" min="0" max="100" '
+            f'step="1" value="{position}"> <output class="sn-wipe-position-value">{position}'
+            '</output></label></div>'
+            f'<div class="sn-wipe-frame" style="position:relative;overflow:hidden;width:{shown_w}px;'
+            f'height:{shown_h}px;margin:4px 0">'
+            f'<img class="sn-wipe-right-image" alt="{esc(right)}" width="{shown_w}" '
+            f'height="{shown_h}" style="{pixelated}" src="{sources[right][i - first]}">'
+            f'<div class="sn-wipe-cut" style="position:absolute;left:0;top:0;overflow:hidden;'
+            f'width:{cut}px;height:{shown_h}px">'
+            f'<img class="sn-wipe-left-image" alt="{esc(left)}" width="{shown_w}" '
+            f'height="{shown_h}" style="{pixelated}" src="{sources[left][i - first]}"></div>'
+            f'<div class="sn-wipe-divider" style="position:absolute;top:0;left:{lo}px;'
+            f'width:{hi - lo}px;height:{shown_h}px;background:{divider}"></div></div>'
+            f'<div class="sn-wipe-label">{esc(data["labels"][i - first])}</div></div>')
+        payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+        return markup + "<script>" + _WIPE_SCRIPT.replace("DATA", payload) + "</script>"
 
 
 def compare(noisy: Tensor, denoised: Tensor, clean: Tensor | None = None,

@@ -1,10 +1,15 @@
 """The wipe comparison widget, driven through its controls without a browser."""
+import base64
 import io
+import json
 import math
+import re
+import urllib.parse
 
 import numpy as np
 import pytest
 import torch
+from bs4 import BeautifulSoup
 from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
@@ -210,3 +215,112 @@ def test_static_grid_rejects_mismatched_shapes():
     noisy, denoised, clean = make_images()
     with pytest.raises(ValueError, match=r"static_grid: all images must have one shape"):
         static_grid(noisy, denoised[:, :, :16], clean)
+
+
+# ------------------------------------------------ the offline (text/html) version of the widget
+
+# tests/test_notebooks_hygiene.py's pattern for a machine's path in a notebook's outputs
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.-]+/){2,}")
+
+
+def fallback(widget: ImageComparison) -> tuple[BeautifulSoup, dict]:
+    """(parsed markup, the script's data) of widget.static_html()."""
+    text = widget.static_html()
+    doc = BeautifulSoup(text, "html.parser")
+    script = doc.find("script").get_text()
+    data = json.loads(re.search(r"var data = (\{.*?\});\n", script).group(1))
+    return doc, data
+
+
+def decoded(src: str) -> np.ndarray:
+    assert src.startswith("data:image/png;base64,")
+    payload = urllib.parse.unquote(src.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))).convert("RGB"))
+
+
+def test_displayed_widget_carries_an_offline_html_version():
+    widget = compare(*make_images())
+    bundle = widget._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
+    assert bundle["text/plain"].startswith("ImageComparison(")
+    assert bundle["text/html"] == widget.static_html()
+
+
+def test_offline_version_holds_every_image_exactly():
+    noisy, denoised, clean = make_images(n=3, h=16, w=24)
+    doc, data = fallback(compare(noisy, denoised, clean))
+    assert data["names"] == ["noisy", "denoised", "clean"] and data["width"] == 240
+    for name, images in (("noisy", noisy), ("denoised", denoised), ("clean", clean)):
+        assert len(data["images"][name]) == 3
+        for k, src in enumerate(data["images"][name]):
+            np.testing.assert_array_equal(decoded(src), expected_pixels(images[k], 1))
+    frame = doc.select_one(".sn-wipe-frame")
+    assert "width:240px" in frame["style"] and "height:160px" in frame["style"]
+    for img in doc.find_all("img"):  # the browser scales them up, pixel by pixel
+        assert "image-rendering:pixelated" in img["style"] and "width:240px" in img["style"]
+
+
+def test_offline_version_starts_from_the_widgets_state():
+    noisy, denoised, clean = make_images()
+    widget = compare(noisy, denoised, clean)
+    widget.index.value, widget.left.value, widget.right.value = 2, "clean", "noisy"
+    widget.position.value = 30
+    doc, data = fallback(widget)
+    assert doc.select_one(".sn-wipe-index")["value"] == "2"
+    assert doc.select_one(".sn-wipe-position")["value"] == "30"
+    assert doc.select_one(".sn-wipe-left option[selected]")["value"] == "clean"
+    assert doc.select_one(".sn-wipe-right option[selected]")["value"] == "noisy"
+    assert doc.select_one(".sn-wipe-left-image")["src"] == data["images"]["clean"][2]
+    assert doc.select_one(".sn-wipe-right-image")["src"] == data["images"]["noisy"][2]
+    cut = round(0.30 * 256)  # 77: columns < cut come from the left image, as in wipe()
+    assert f"width:{cut}px" in doc.select_one(".sn-wipe-cut")["style"]
+    divider = np.flatnonzero((shown(widget) == DIVIDER_RGB).all(axis=(0, 2))).tolist()
+    assert f"left:{divider[0]}px;width:{len(divider)}px" in doc.select_one(
+        ".sn-wipe-divider")["style"]
+    assert doc.select_one(".sn-wipe-label").get_text() == widget.label.value
+    labels = []
+    for i in range(4):
+        widget.index.value = i
+        labels.append(widget.label.value)
+    assert data["labels"] == labels
+
+
+def test_offline_version_is_deterministic_and_safe_in_a_notebook():
+    noisy, denoised, clean = make_images(n=2)
+    text = compare(noisy, denoised, clean, titles=["a</script>", "b", "c"]).static_html()
+    assert text == compare(noisy, denoised, clean, titles=["a</script>", "b", "c"]).static_html()
+    assert text.count("</script>") == 1 and text.endswith("</script>")
+    assert "a&lt;/script&gt;" in text
+    assert not ABSOLUTE_PATH.search(text), "base64 '/' would read as a path to the notebook tests"
+    assert not re.search(r"(?i)https?:|ftp:|=\"//", text)
+
+
+def test_offline_version_of_a_single_image_has_no_image_slider():
+    noisy, denoised, _ = make_images(n=1)
+    doc, data = fallback(compare(noisy, denoised, titles=["input", "output"]))
+    assert doc.select_one(".sn-wipe-index").has_attr("disabled")
+    assert data["labels"] == ["image 1/1 · no clean image given, so no PSNR"]
+
+
+def test_offline_version_of_a_long_series_carries_the_images_around_the_current_one():
+    noisy, denoised, clean = make_images(n=40, h=8, w=8)
+    widget = compare(noisy, denoised, clean)
+    widget.index.value = 30
+    doc, data = fallback(widget)
+    index = doc.select_one(".sn-wipe-index")
+    first, last = int(index["min"]), int(index["max"])
+    assert last - first + 1 == 32 and (first, last) == (8, 39)  # 9 after 30, the rest before
+    assert data["first"] == first and len(data["images"]["clean"]) == 32
+    np.testing.assert_array_equal(decoded(data["images"]["clean"][30 - first]),
+                                  expected_pixels(clean[30], 1))
+    assert data["labels"][0].startswith("image 9/40 ·") and "(here 9–40)" in doc.get_text()
+    assert doc.select_one(".sn-wipe-label").get_text() == widget.label.value
+
+
+def test_offline_version_of_big_images_stays_small():
+    g = torch.Generator().manual_seed(0)
+    big = torch.rand(20, 3, 160, 160, generator=g)
+    widget = compare(big, big.flip(0), size=160)
+    _, data = fallback(widget)
+    assert 1 <= len(data["images"]["noisy"]) < 20  # random 160×160 images: about 100 kB each
+    assert len(widget.static_html()) < 2_200_000
