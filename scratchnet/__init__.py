@@ -20,6 +20,7 @@ from .models import MODELS, build_model
 from .module import Module
 from .optim import SGD, Adam, AdamW, Optimizer, lr_scheduler
 from .pooling import MaxPool2d
+from .unpooling import MaxUnpool2d
 from .upsampling import NearestUpsampling, Upsampling
 
 __version__ = "0.1.0"
@@ -37,10 +38,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "MODELS", "MSE", "SGD", "Adam", "AdamW", "Concat", "Conv2d", "ConvTranspose2d", "Flatten",
-    "GradcheckReport", "History", "Identity", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
-    "Model", "Module", "NearestUpsampling", "Optimizer", "ReLU", "Residual", "Sequential",
-    "Sigmoid", "Tanh", "TrainingDiverged", "TransposeConv2d", "Upsampling", "build_model", "fit",
-    "from_torch", "gradcheck", "init", "lr_scheduler", "no_grad", "psnr",
-    "to_torch",
+    "Adam", "AdamW", "Concat", "Conv2d", "ConvTranspose2d", "Flatten", "GradcheckReport",
+    "History", "Identity", "LeakyReLU", "Linear", "MODELS", "MSE", "MSELoss", "MaxPool2d",
+    "MaxUnpool2d", "Model", "Module", "NearestUpsampling", "Optimizer", "ReLU", "Residual",
+    "SGD", "Sequential", "Sigmoid", "Tanh", "TrainingDiverged", "TransposeConv2d",
+    "Upsampling", "build_model", "fit", "from_torch", "gradcheck", "init", "lr_scheduler",
+    "no_grad", "psnr", "to_torch",
 ]

@@ -2,19 +2,25 @@
 
 `to_torch(model)` builds the equivalent torch.nn model; `from_torch(torch_model)` the reverse.
 Supported: every scratchnet layer and container; `Upsampling`, `Residual` and `Concat`, which
-torch.nn lacks, map to the small torch modules defined here.
+torch.nn lacks, map to the small torch modules defined here. `from_torch` reproduces torch's
+outputs and gradients or refuses, in one line naming the module, the argument and what is
+supported: for instance non-integer Upsample scale factors, padding modes other than zeros,
+forward hooks, parametrizations, and subclasses with their own forward. `inplace=True`
+activations become out-of-place ones (the same numbers; the input is left unchanged).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NoReturn
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.utils import parametrize
 
 from . import activations, containers, conv, conv_transpose, flatten, linear, loss, pooling
-from . import upsampling
+from . import unpooling, upsampling
 from .module import Module
 
 
@@ -80,7 +86,9 @@ _TO_TORCH: dict[type, Callable[[Module], nn.Module]] = {
     activations.Sigmoid: lambda m: nn.Sigmoid(),
     activations.Tanh: lambda m: nn.Tanh(),
     flatten.Flatten: lambda m: nn.Flatten(m.start_dim, m.end_dim),
-    pooling.MaxPool2d: lambda m: nn.MaxPool2d(m.kernel_size, m.stride, m.padding),
+    pooling.MaxPool2d: lambda m: nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
+                                              m.return_indices, m.ceil_mode),
+    unpooling.MaxUnpool2d: lambda m: nn.MaxUnpool2d(m.kernel_size, m.stride, m.padding),
     loss.MSELoss: lambda m: nn.MSELoss(reduction=m.reduction),
     containers.Identity: lambda m: nn.Identity(),
     containers.Sequential: lambda m: nn.Sequential(*(to_torch(c) for c in m)),
@@ -89,26 +97,45 @@ _TO_TORCH: dict[type, Callable[[Module], nn.Module]] = {
 }
 
 
+def _refuse(t: nn.Module, argument: str, supported: str) -> NoReturn:
+    raise TypeError(f"from_torch: {type(t).__name__}({t.extra_repr()}): {argument} is not "
+                    f"supported; {supported}")
+
+
 def _upsample_from_torch(t: nn.Upsample) -> Module:
-    if t.mode != "nearest" or t.scale_factor is None:
-        raise TypeError(f"from_torch supports nn.Upsample(mode='nearest', scale_factor=...), got {t}")
-    sf = t.scale_factor
-    return upsampling.NearestUpsampling(tuple(int(s) for s in sf) if isinstance(sf, tuple)
-                                        else int(sf))
+    if t.mode not in ("nearest", "nearest-exact"):
+        _refuse(t, f"mode={t.mode!r}", "scratchnet.NearestUpsampling is mode='nearest'")
+    if t.size is not None:
+        _refuse(t, f"size={t.size}", "scratchnet.NearestUpsampling takes a whole-number "
+                "scale_factor (int or pair)")
+    sf = t.scale_factor if isinstance(t.scale_factor, tuple) else (t.scale_factor,) * 2
+    if len(sf) != 2 or not all(float(s).is_integer() and s >= 1 for s in sf):
+        _refuse(t, f"scale_factor={t.scale_factor}", "scratchnet.NearestUpsampling takes "
+                "whole-number scale factors ≥ 1 for (N, C, H, W) inputs")
+    return upsampling.NearestUpsampling(tuple(int(s) for s in sf))
 
 
-def _from_torch_pool(t: nn.MaxPool2d) -> Module:
-    if t.dilation not in (1, (1, 1)) or t.ceil_mode or t.return_indices:
-        raise TypeError(f"from_torch supports MaxPool2d without dilation, ceil_mode and "
-                        f"return_indices, got {t}")
-    return pooling.MaxPool2d(t.kernel_size, t.stride, t.padding)
+def _numeric_padding(t: nn.Conv2d) -> tuple[int, int]:
+    """t.padding, with 'valid' as 0 and 'same' as the equal padding on both sides it is when
+    every dilation·(kernel_size − 1) is even."""
+    if t.padding == "valid":
+        return (0, 0)
+    if t.padding != "same":
+        return t.padding
+    total = [d * (k - 1) for k, d in zip(t.kernel_size, t.dilation)]
+    if any(p % 2 for p in total):
+        _refuse(t, f"padding='same' with kernel_size={t.kernel_size}, dilation={t.dilation}",
+                "torch then pads the bottom/right one more and scratchnet.Conv2d pads both "
+                "sides alike: use an odd kernel_size or a numeric padding")
+    return total[0] // 2, total[1] // 2
 
 
 def _from_torch_conv(t: nn.Conv2d) -> Module:
-    if t.padding_mode != "zeros" or isinstance(t.padding, str):
-        raise TypeError(f"from_torch supports numeric zero padding only, got {t}")
-    return conv.Conv2d(t.in_channels, t.out_channels, t.kernel_size, t.stride, t.padding,
-                       t.dilation, t.groups, t.bias is not None)
+    if t.padding_mode != "zeros":
+        _refuse(t, f"padding_mode={t.padding_mode!r}", "scratchnet.Conv2d pads with zeros "
+                "(padding_mode='zeros')")
+    return conv.Conv2d(t.in_channels, t.out_channels, t.kernel_size, t.stride,
+                       _numeric_padding(t), t.dilation, t.groups, t.bias is not None)
 
 
 _FROM_TORCH: dict[type, Callable[[nn.Module], Module]] = {
@@ -126,8 +153,10 @@ _FROM_TORCH: dict[type, Callable[[nn.Module], Module]] = {
     nn.Sigmoid: lambda t: activations.Sigmoid(),
     nn.Tanh: lambda t: activations.Tanh(),
     nn.Flatten: lambda t: flatten.Flatten(t.start_dim, t.end_dim),
-    nn.MaxPool2d: _from_torch_pool,
-    nn.MSELoss: lambda t: loss.MSELoss(t.reduction),
+    nn.MaxPool2d: lambda t: pooling.MaxPool2d(t.kernel_size, t.stride, t.padding, t.dilation,
+                                              t.return_indices, t.ceil_mode),
+    nn.MaxUnpool2d: lambda t: unpooling.MaxUnpool2d(t.kernel_size, t.stride, t.padding),
+    nn.MSELoss: lambda t: loss.MSELoss(reduction=t.reduction),
     nn.Identity: lambda t: containers.Identity(),
     nn.Sequential: lambda t: containers.Sequential(*(from_torch(c) for c in t)),
     TorchResidual: lambda t: containers.Residual(from_torch(t.module)),
@@ -155,12 +184,42 @@ def to_torch(model: Module) -> nn.Module:
     return torch_model
 
 
+def _check_convertible(t: nn.Module) -> None:
+    """Refuse what converting t by its class would silently lose: its own forward (a subclass),
+    parameters not yet materialised (lazy modules), parametrizations, hooks, and a freeze of
+    only some of its parameters (scratchnet freezes whole modules)."""
+    mro = type(t).__mro__
+    converted = next(cls for cls in mro if cls in _FROM_TORCH)
+    if any("forward" in vars(cls) for cls in mro[:mro.index(converted)]):
+        raise TypeError(f"from_torch: {type(t).__name__} overrides {converted.__name__}.forward, "
+                        "which from_torch cannot reproduce; supported: the torch.nn classes and "
+                        "subclasses that keep their forward")
+    if isinstance(t, LazyModuleMixin) and t.has_uninitialized_params():
+        _refuse(t, "a lazy module with uninitialized parameters", "run one forward first")
+    if parametrize.is_parametrized(t):
+        _refuse(t, f"parametrized {', '.join(t.parametrizations)}", "convert after "
+                "torch.nn.utils.parametrize.remove_parametrizations(module, name)")
+    hooks = [name for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                               "_backward_pre_hooks") if getattr(t, name, None)]
+    if hooks:
+        _refuse(t, f"a module with hooks ({', '.join(h.strip('_') for h in hooks)})",
+                "scratchnet runs no hooks: remove them (handle.remove()) before converting")
+    if len({p.requires_grad for p in t.parameters(recurse=False)}) == 2:
+        _refuse(t, "requires_grad=False on some of its parameters", "scratchnet freezes whole "
+                "modules: freeze all of them or none (module.requires_grad_(False))")
+
+
 def from_torch(torch_model: nn.Module) -> Module:
-    """The scratchnet model equivalent to `torch_model`, with copies of its weights."""
-    model = _lookup(_FROM_TORCH, torch_model, "from_torch")(torch_model)
+    """The scratchnet model equivalent to `torch_model`, with copies of its weights; a TypeError
+    naming the module and the argument for anything it cannot reproduce exactly."""
+    convert = _lookup(_FROM_TORCH, torch_model, "from_torch")
+    _check_convertible(torch_model)
+    model = convert(torch_model)
     state = torch_model.state_dict()
     if state:
         first = next(iter(state.values()))
         model.to(device=first.device, dtype=first.dtype)
         model.load_state_dict({k: v.detach() for k, v in state.items()})
+    if any(not p.requires_grad for p in torch_model.parameters(recurse=False)):
+        model.requires_grad_(False)
     return model

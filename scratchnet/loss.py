@@ -14,8 +14,18 @@ class MSELoss(Module):
     with reduction='none' the loss has pred's shape and backward needs the upstream gradient.
     """
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, size_average: bool | str | None = None, reduce: bool | None = None,
+                 reduction: str = "mean") -> None:
+        """torch.nn.MSELoss's signature. Its deprecated size_average and reduce are refused; a
+        string first argument is read as the reduction (`MSELoss("sum")`, which torch would
+        read as size_average, a mean)."""
         super().__init__()
+        if isinstance(size_average, str) and reduction == "mean":
+            size_average, reduction = None, size_average
+        if size_average is not None or reduce is not None:
+            raise ValueError(f"MSELoss: size_average={size_average!r} and reduce={reduce!r} are "
+                             "torch's deprecated arguments, not supported; use reduction='mean', "
+                             "'sum' or 'none'")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"MSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
