@@ -7,21 +7,26 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .device import resolve_device
+from .files import atomic_save, atomic_write
 from .grad_mode import no_grad
 from .models import build_model, pad_to_multiple
 from .optim import Adam
+from .tiling import run_tiled, tile_margin
 from .train import History, _fit, load_checkpoint
 from .validation import check_image_pair, check_images
 
 PIXELS_PER_BATCH = 1 << 20
+DEFAULT_TILE = 512
 
 
 def pretrained_state_dict(name: str) -> dict[str, Tensor]:
@@ -31,6 +36,32 @@ def pretrained_state_dict(name: str) -> dict[str, Tensor]:
         raise FileNotFoundError(f"no pretrained weights for the {name!r} model: {ref} is missing")
     with resources.as_file(ref) as path:
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def history_path(weights: str | os.PathLike) -> Path:
+    """Where the training history of exported weights lives: beside them, `<stem>.history.json`."""
+    weights = Path(weights)
+    return weights.with_name(f"{weights.stem}.history.json")
+
+
+def export_weights(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a checkpoint's best weights to `path` as a bare state_dict (the format of
+    scratchnet/weights/*.pth) and its History beside them as JSON (`history_path`), with the
+    model's spec and the epoch exported. → the history file."""
+    atomic_save(checkpoint["best_model"], path)
+    record = {"spec": checkpoint["spec"], "epoch_exported": checkpoint["history"]["best_epoch"],
+              "history": checkpoint["history"]}
+    return atomic_write(history_path(path),
+                        lambda f: f.write(json.dumps(record, indent=1) + "\n"), text=True)
+
+
+def pretrained_history(name: str) -> History:
+    """The History of the run that produced the shipped weights of `name` (every epoch's
+    training loss, validation PSNR and time)."""
+    ref = resources.files("scratchnet") / "weights" / f"{name}_denoiser.history.json"
+    if not ref.is_file():
+        raise FileNotFoundError(f"no training history shipped for the {name!r} model: {ref}")
+    return History(**json.loads(ref.read_text(encoding="utf-8"))["history"])
 
 
 class Model:
@@ -95,22 +126,51 @@ class Model:
         self.epochs_trained += num_epochs
         return history
 
-    def predict(self, test_input: Tensor) -> Tensor:
+    def predict(self, test_input: Tensor, *, tile: int | None = DEFAULT_TILE,
+                progress: bool | None = None) -> Tensor:
         """test_input: uint8 or float (N, 3, H, W) in 0..255, of any size →
         denoised float32 (N, 3, H, W) in [0, 255], on test_input's device; computed in
         no_grad(), a bounded number of pixels at a time. Images whose H or W is not a multiple
         of the network's `multiple` are padded by reflection and the result cropped back.
-        NaN or inf in test_input raise a ValueError naming the images."""
+        NaN or inf in test_input raise a ValueError naming the images.
+
+        An image taller or wider than `tile` (default 512) is denoised in tiles of at most
+        tile×tile pixels, each with a margin of context as wide as the network's receptive
+        field (`scratchnet.tiling`), so memory stays bounded at any size and the result equals
+        the whole image's up to float rounding; tile=None denoises each image whole. `progress`
+        (default: the model's) shows a bar over the tiles."""
         check_images(test_input, "Model.predict: test_input", allow_empty=True, finite=True)
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)
+                                 or tile < 1):
+            raise ValueError(f"Model.predict: tile must be a positive integer or None, "
+                             f"got {tile!r}")
         test_input = test_input.detach()
         n, _, h, w = test_input.shape
-        per_batch = max(1, PIXELS_PER_BATCH // (h * w))
         out = torch.empty(test_input.shape, dtype=torch.float32, device=test_input.device)
+        multiple = self.net.multiple
+
+        def unit(x: Tensor) -> Tensor:
+            return x.to(self.device, torch.float32) / 255
+
+        def denoise(x: Tensor) -> Tensor:
+            return self.net(x).clamp(0, 1) * 255
+
         self.net.eval()
-        with no_grad():
-            for start in range(0, n, per_batch):
-                x = test_input[start:start + per_batch].to(self.device, torch.float32) / 255
-                y = self.net(pad_to_multiple(x, self.net.multiple))[:, :, :h, :w]
-                out[start:start + per_batch] = (y.clamp(0, 1) * 255).to(out.device)
-        self.net.train()
+        try:
+            with no_grad():
+                if tile is not None and max(h, w) > tile:
+                    show = self.progress if progress is None else progress
+                    for i in range(n):
+                        run_tiled(lambda x: denoise(unit(x)), test_input[i:i + 1],
+                                  out[i:i + 1], tile=tile,
+                                  margin=tile_margin(self.net), multiple=multiple,
+                                  progress=show)
+                else:
+                    per_batch = max(1, PIXELS_PER_BATCH // max(1, h * w))
+                    for start in range(0, n, per_batch):
+                        x = unit(test_input[start:start + per_batch])
+                        y = denoise(pad_to_multiple(x, multiple))[:, :, :h, :w]
+                        out[start:start + per_batch] = y.to(out.device)
+        finally:
+            self.net.train()
         return out

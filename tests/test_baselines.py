@@ -66,3 +66,48 @@ def test_baselines_reject_bad_input(val):
         tv_denoise((noisy * 255).to(torch.uint8), weight=0.1)
     with pytest.raises(ValueError, match="evaluate_baselines: noisy .* differ"):
         evaluate_baselines(noisy[:4], clean[:5])
+
+
+def test_bm3d_denoises_colour_images(val):
+    from scratchnet.baselines import bm3d_denoise
+
+    noisy, clean = val[0][:2], val[1][:2]
+    sigma = float((noisy - clean).std())
+    out = bm3d_denoise(noisy, sigma)
+    assert out.shape == noisy.shape and out.dtype == noisy.dtype
+    assert out.min() >= 0 and out.max() <= 1
+    assert float(psnr(out, clean)) > float(psnr(noisy, clean)) + 6
+    # the same in two worker processes, through evaluate_baselines (sigma measured likewise)
+    results = evaluate_baselines(noisy, clean, tune_on=2, methods=("bm3d",), jobs=2)
+    assert list(results) == ["noisy input", "BM3D"]
+    bm3d = results["BM3D"]
+    assert bm3d["sigma"] == pytest.approx(sigma, rel=1e-6)
+    assert bm3d["psnr"] == pytest.approx(float(psnr(out, clean)), abs=1e-4)
+    assert bm3d["images"] == 2 and bm3d["tuned_on"] == 2 and bm3d["seconds"] > 0
+    with pytest.raises(ValueError, match="bm3d_denoise: sigma must be positive"):
+        bm3d_denoise(noisy, 0.0)
+
+
+def test_evaluate_baselines_gives_the_same_figures_for_any_number_of_jobs(val):
+    noisy, clean = val[0][:6], val[1][:6]
+    one = evaluate_baselines(noisy, clean, tune_on=4, jobs=1)
+    two = evaluate_baselines(noisy, clean, tune_on=4, jobs=2)
+    assert list(one) == list(two) == ["noisy input", "non-local means", "total variation"]
+    for method in one:
+        drop = {"seconds"}
+        assert {k: v for k, v in one[method].items() if k not in drop} == \
+            {k: v for k, v in two[method].items() if k not in drop}
+    assert one["non-local means"]["images"] == 6 and one["non-local means"]["tuned_on"] == 4
+    assert list(evaluate_baselines(noisy[:2], clean[:2], tune_on=2, methods=("tv", "nlm"))) \
+        == ["noisy input", "total variation", "non-local means"]
+
+
+def test_evaluate_baselines_refuses_unknown_methods_and_job_counts(val):
+    noisy, clean = val
+    with pytest.raises(ValueError, match=r"unknown method\(s\) 'wiener'; choose among nlm, tv, "
+                                         r"bm3d"):
+        evaluate_baselines(noisy, clean, methods=("nlm", "wiener"))
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        evaluate_baselines(noisy[:2], clean[:2], jobs=0)
+    with pytest.raises(ValueError, match="BM3D needs the noise level.* to be positive"):
+        evaluate_baselines(clean[:2], clean[:2], methods=("bm3d",))

@@ -105,13 +105,63 @@ def test_train_evaluate_and_resume(data_dir, tmp_path, capsys):
     assert any(str(ckpt) in label and "epoch" in label for label in rows)
 
 
+def table_rows(out: str) -> dict[str, list[str]]:
+    """evaluate's table: {method: [PSNR, images, seconds, words of the notes…]}."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    rows = {}
+    for line in lines[start + 1:]:
+        if line.strip():
+            label = line.split("  ")[0]
+            rows[label] = line[len(label):].split()
+    return rows
+
+
 def test_evaluate_prints_the_classical_baselines(data_dir, capsys):
     assert cli.main(["evaluate", "--model", "course", "--data-dir", str(data_dir),
-                     "--max-val", "6", "--tune-on", "3", "--device", "cpu"]) == 0
-    table = capsys.readouterr().out
-    for method in ("noisy input", "non-local means", "total variation", "course"):
-        assert method in table
-    assert "h=" in table and "weight=" in table
+                     "--max-val", "6", "--every", "3", "--tune-on", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "2 validation images" in out and "every 3rd of 6" in out
+    rows = table_rows(out)
+    assert list(rows) == ["noisy input", "non-local means", "total variation", "BM3D",
+                          "course (shipped weights)"]
+    assert all(row[1] == "2" for row in rows.values())           # the images column
+    assert "h=" in out and "weight=" in out and "sigma=" in rows["BM3D"][3]
+    assert float(rows["BM3D"][0]) > float(rows["noisy input"][0]) + 4
+
+
+def test_evaluate_takes_subsets_and_gives_the_same_figures_for_any_jobs(data_dir, capsys):
+    common = ["evaluate", "--model", "course", "--data-dir", str(data_dir), "--max-val", "20",
+              "--every", "2", "--tune-on", "4", "--baselines", "tv,nlm", "--device", "cpu",
+              "--no-progress"]
+    tables = []
+    for jobs in ("1", "2"):
+        assert cli.main([*common, "--jobs", jobs]) == 0
+        out, err = capsys.readouterr()
+        assert err == ""
+        assert "10 validation images" in out and "every 2nd of 20" in out
+        tables.append({k: v[:2] + v[3:] for k, v in table_rows(out).items()})  # not the time
+    assert tables[0] == tables[1]
+    assert list(tables[0]) == ["noisy input", "total variation", "non-local means",
+                               "course (shipped weights)"]
+    assert all(row[1] == "10" for row in tables[0].values())
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["evaluate", "--every", "0"], "argument --every: expected a positive integer, got 0"),
+    (["evaluate", "--jobs", "0"], "argument --jobs: expected a positive integer, got 0"),
+    (["evaluate", "--baselines", "nlm,wiener"],
+     "argument --baselines: expected a comma-separated list of nlm, tv, bm3d"),
+    (["evaluate", "--baselines", "nlm,nlm"], "(repeated)"),
+    (["evaluate", "--baselines", ""], "(empty)"),
+    (["evaluate", "--baselines", "nlm", "--no-baselines"], "not allowed with argument"),
+    (["denoise", "a.png", "b.png", "--tile", "-1"], "argument --tile: expected an integer ≥ 0"),
+])
+def test_evaluate_and_denoise_flags_are_checked(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
 
 
 def test_train_reports_errors_without_a_traceback(tmp_path, capsys):
@@ -130,3 +180,23 @@ def test_denoise_an_image_of_any_size(tmp_path, size):
     with Image.open(dst) as img:
         assert img.size == (w, h) and img.mode == "RGB"
     assert [p.name for p in dst.parent.iterdir()] == ["clean.png"]
+
+
+def test_denoise_in_tiles_gives_the_whole_image_result(tmp_path, capsys):
+    src = tmp_path / "noisy.png"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)).save(src)
+    results = {}
+    for tile in ("0", "24"):
+        dst = tmp_path / f"tile{tile}.png"
+        assert cli.main(["denoise", str(src), str(dst), "--model", "unet", "--device", "cpu",
+                         "--tile", tile, "--no-progress"]) == 0
+        assert capsys.readouterr().err == ""
+        with Image.open(dst) as img:
+            results[tile] = np.asarray(img, dtype=np.int16)
+    assert results["0"].shape == (45, 70, 3)
+    assert np.abs(results["0"] - results["24"]).max() <= 1       # rounding of equal floats
+    assert (results["0"] == results["24"]).mean() > 0.999
+    assert cli.main(["denoise", str(src), str(tmp_path / "bar.png"), "--model", "course",
+                     "--device", "cpu", "--tile", "16"]) == 0
+    assert "tile" in capsys.readouterr().err                     # the progress bar

@@ -356,3 +356,17 @@ def test_ctrl_c_while_writing_leaves_no_file_behind(tmp_path, capsys, monkeypatc
     assert cli.main(["denoise", str(src), str(tmp_path / "out.png"), "--model", "course"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_export_writes_the_history_beside_the_weights(trained, data_dir, tmp_path, capsys):
+    import json
+
+    ckpt, weights = tmp_path / "run.pth", tmp_path / "w" / "course_denoiser.pth"
+    ckpt.write_bytes(trained.read_bytes())
+    assert cli.main(["train", "--data-dir", str(data_dir), "--out", str(ckpt), "--resume",
+                     "--epochs", "2", "--no-progress", "--export", str(weights)]) == 0
+    record = json.loads((tmp_path / "w" / "course_denoiser.history.json").read_text())
+    assert record["spec"] == {"name": "course", "kwargs": {"channels": 8}}
+    assert len(record["history"]["val_psnr"]) == 2
+    assert record["epoch_exported"] == record["history"]["best_epoch"]
+    assert set(torch.load(weights, weights_only=True)) == set(load_checkpoint(ckpt)["model"])
