@@ -9,7 +9,12 @@ from .validation import expect_grad
 
 
 class Activation(Module):
-    """Shared plumbing: forward computes `y = f(x)`, backward returns `grad · f'(x)`."""
+    """Shared plumbing: forward computes `y = f(x)`, backward returns `grad · f'(x)`.
+    `impl = "reference"` selects the textbook formulas where a layer has a fast path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.impl = "fast"
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
@@ -60,7 +65,25 @@ class LeakyReLU(Activation):
         self.negative_slope = negative_slope
 
     def function(self, x: Tensor) -> Tensor:
+        ### BEGIN FAST PATH
+        if self._fast():
+            return torch.maximum(x, x * self.negative_slope)
+        ### END FAST PATH
         return torch.where(x > 0, x, x * self.negative_slope)
+
+    ### BEGIN FAST PATH
+    def _fast(self) -> bool:
+        """Whether the fast path applies: 0 ≤ slope ≤ 1, so that f(x) = max(x, slope·x) and
+        f'(x) = max(sign(y), slope) (two kernels each, no `where`, which is slow on CPU)."""
+        return self.impl == "fast" and 0 <= self.negative_slope <= 1
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        if not self._fast():
+            return super().backward(grad_output)
+        y = self.saved["y"]
+        expect_grad(self, grad_output, tuple(y.shape))
+        return y.sign().clamp_(min=self.negative_slope).mul_(grad_output)
+    ### END FAST PATH
 
     def derivative(self, x: Tensor, y: Tensor) -> Tensor:
         return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, self.negative_slope))
@@ -77,6 +100,10 @@ class Sigmoid(Activation):
     """
 
     def function(self, x: Tensor) -> Tensor:
+        ### BEGIN FAST PATH
+        if self.impl == "fast":
+            return torch.sigmoid(x)
+        ### END FAST PATH
         ### BEGIN SOLUTION
         e = torch.exp(-x.abs())
         return torch.where(x >= 0, 1 / (1 + e), e / (1 + e))

@@ -1,5 +1,7 @@
 """`Conv2d`: 2-D cross-correlation lowered to one matrix product (im2col), backward via col2im;
-`ConvLayer`: the constructor it shares with ConvTranspose2d and Upsampling."""
+`ConvLayer`: the constructor it shares with ConvTranspose2d and Upsampling. The instructor's
+edition adds fast paths: channels-last patches, and 3×3 stride-1 kernels by Winograd F(2×2, 3×3)
+(`winograd.py`, whose transformed tiles are kept for backward instead of the patch matrix)."""
 from __future__ import annotations
 
 import torch
@@ -9,6 +11,10 @@ from .im2col import Pair, col2im, conv_output_size, grouped_gram, grouped_matmul
 from .init import reset_parameters
 from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial
+
+### BEGIN FAST PATH
+from .winograd import WinogradSaved, winograd_applies, winograd_backward, winograd_forward
+### END FAST PATH
 
 
 def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
@@ -21,6 +27,8 @@ def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
     `grouped_matmul`). y may be returned as a permuted view of (N, H_out, W_out, C_out).
     """
     ### BEGIN FAST PATH
+    if impl == "fast" and winograd_applies(weight, stride, dilation, groups):
+        return winograd_forward(x, weight, bias, padding)
     if impl == "fast" and groups == 1:
         return conv2d_forward_channels_last(x, weight, bias, stride, padding, dilation)
     ### END FAST PATH
@@ -46,6 +54,8 @@ def conv2d_backward(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...]
     db = Σ_rows G (a sum: the bias is added at every position), dx = col2im(G·W).
     """
     ### BEGIN FAST PATH
+    if isinstance(cols, WinogradSaved):
+        return winograd_backward(grad_out, cols, input_shape, padding)
     if impl == "fast" and groups == 1:
         return conv2d_backward_channels_last(grad_out, cols, input_shape, weight, stride,
                                              padding, dilation)

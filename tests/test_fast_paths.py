@@ -6,9 +6,11 @@ shapes including non-square and odd sizes, several memory layouts), and what tor
 - shifted_conv: a stride-1 convolution as matrix products of shifted row ranges, no patch matrix
   — against torch's conv2d and autograd;
 - Conv2d and Upsampling (the phase decomposition), impl "fast" against "reference" against torch;
-- ReLU's derivative sign(y) against the indicator y > 0;
+- Winograd F(2×2, 3×3) for 3×3 stride-1 Conv2d: even and odd output sizes, paddings 0–2;
+- ReLU's derivative sign(y) against the indicator y > 0; LeakyReLU as max(x, slope·x) with
+  derivative max(sign(y), slope), and Sigmoid, against the reference formulas and torch;
 - Adam's torch._foreach_* step against its per-parameter step and torch.optim.Adam;
-- one whole train step of the course network, fast against reference against torch.
+- one whole train step of every shipped model, fast against reference against torch.
 The benchmark that measures these paths runs in its --quick form.
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ from torch.testing import assert_close
 import scratchnet as sn
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
 from scratchnet.impl import IMPLS
-from scratchnet.models import MODELS, build_model, course_denoiser
+from scratchnet.models import MODELS, build_model
+from scratchnet.winograd import WinogradSaved
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 LAYOUTS = ("contiguous", "channels_last", "strided", "transposed")
@@ -186,12 +189,48 @@ def test_upsampling_fast_equals_reference_and_torch(drawn, layout, seed):
     assert_fast_reference_torch_agree(layer, make_tensor(shape, seed, layout), seed + 1)
 
 
+@st.composite
+def winograd_convs(draw: st.DrawFn) -> tuple[sn.Conv2d, tuple[int, ...]]:
+    """3×3 stride-1 Conv2d (the Winograd path) with paddings 0–2, even and odd output sizes."""
+    padding = draw(st.one_of(st.integers(0, 2), pairs(0, 2)), label="padding")
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    h = draw(st.integers(max(1, 3 - 2 * ph), 9), label="H")
+    w = draw(st.integers(max(1, 3 - 2 * pw), 9).filter(lambda w: w != h), label="W")
+    c_in, c_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    layer = sn.Conv2d(c_in, c_out, 3, padding=padding, bias=draw(st.booleans()),
+                      dtype=torch.float64)
+    return layer, (draw(st.integers(1, 3)), c_in, h, w)
+
+
+@given(drawn=winograd_convs(), layout=st.sampled_from(LAYOUTS), seed=seeds)
+def test_winograd_conv2d_equals_reference_and_torch(drawn, layout, seed):
+    layer, shape = drawn
+    x = make_tensor(shape, seed, layout)
+    layer(x)
+    assert isinstance(layer.saved["cols"], WinogradSaved)
+    assert_fast_reference_torch_agree(layer, x, seed + 1)
+
+
+@pytest.mark.parametrize("layer", [sn.LeakyReLU(0.1), sn.LeakyReLU(0.0), sn.LeakyReLU(1.0),
+                                   sn.LeakyReLU(-0.5), sn.LeakyReLU(2.0), sn.Sigmoid()],
+                         ids=["leaky 0.1", "leaky 0", "leaky 1", "leaky -0.5 (reference only)",
+                              "leaky 2 (reference only)", "sigmoid"])
+@given(layout=st.sampled_from(LAYOUTS), seed=seeds)
+def test_activations_fast_equal_reference_and_torch(layer, layout, seed):
+    """Exact zeros included (x = 0 takes the slope in both, as in torch)."""
+    x = make_tensor((3, 4, 5, 2), seed, layout)
+    x.masked_fill_(x.abs() < 0.2, 0)
+    assert_fast_reference_torch_agree(layer, x, seed + 1)
+
+
 @pytest.mark.parametrize("layer, shape", [
     (sn.Conv2d(3, 8, 2, stride=2), (2, 3, 10, 6)),
     (sn.Conv2d(8, 8, 2, stride=2), (2, 8, 5, 7)),
     (sn.Upsampling(8, 8, 3, padding=1), (2, 8, 3, 5)),
     (sn.Upsampling(8, 3, 3, padding=1), (2, 8, 6, 1)),
-], ids=["course conv 1", "course conv 2, odd size", "course upsampling 1", "course upsampling 2"])
+    (sn.Conv2d(8, 6, 3, padding=1), (2, 8, 5, 4)),
+], ids=["course conv 1", "course conv 2, odd size", "course upsampling 1", "course upsampling 2",
+        "unet 3×3 conv, odd size"])
 def test_course_layers_fast_equal_reference_and_torch(layer, shape):
     assert_fast_reference_torch_agree(layer.double(), make_tensor(shape, 0, "channels_last"), 1)
 
@@ -250,10 +289,13 @@ def test_adam_foreach_step_equals_per_parameter_step_and_torch(kwargs, seed):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_course_network_train_step_equals_torch(impl):
-    """One whole train step (forward, MSE, backward, Adam): fast and reference against torch."""
+@pytest.mark.parametrize("name, kwargs", [("course", {"channels": 6}),
+                                          ("unet", {"channels": 4, "depth": 2, "growth": 2})])
+def test_model_train_step_equals_torch(name, kwargs, impl):
+    """One whole train step (forward, MSE, backward, Adam) of each shipped model: fast and
+    reference against torch."""
     torch.manual_seed(0)
-    model = course_denoiser(channels=6).double()
+    model = build_model(name, **kwargs).double()
     twin = sn.to_torch(model)
     for m in model.modules():
         if "impl" in vars(m):
@@ -272,9 +314,9 @@ def test_course_network_train_step_equals_torch(impl):
         loss_t.backward()
     opt_t.step()
     assert_close(loss, loss_t.detach(), **TOL)
-    for (name, p), g, q in zip(model.named_parameters(), grads, twin.parameters(), strict=True):
-        assert_close(g, q.grad, **TOL, msg=lambda m, n=name: f"grad {n}: {m}")
-        assert_close(p, q.detach(), **TOL, msg=lambda m, n=name: f"{n} after Adam: {m}")
+    for (param, p), g, q in zip(model.named_parameters(), grads, twin.parameters(), strict=True):
+        assert_close(g, q.grad, **TOL, msg=lambda m, n=param: f"grad {n}: {m}")
+        assert_close(p, q.detach(), **TOL, msg=lambda m, n=param: f"{n} after Adam: {m}")
 
 
 def test_benchmark_quick_run_prints_every_table_of_every_model():
