@@ -90,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", "--dir", dest="data_dir", type=Path, default=None,
                    metavar="DIR",
                    help="output folder (default: $SCRATCHNET_DATA_DIR, or data/ in the checkout)")
-    p.add_argument("--n-train", type=_count, default=50_000, help="training pairs (default 50000)")
-    p.add_argument("--n-val", type=_count, default=1_000, help="validation images (default 1000)")
+    p.add_argument("--n-train", type=_positive_int, default=50_000,
+                   help="training pairs (default 50000)")
+    p.add_argument("--n-val", type=_positive_int, default=1_000,
+                   help="validation images (default 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--noise", default="gaussian", choices=_noise_models(),
                    help="noise model (default gaussian)")
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default 1e-3 for adam, 0.05 for sgd; when resuming, "
                         "the checkpoint's)")
-    p.add_argument("--momentum", type=_non_negative_float, default=0.9,
+    p.add_argument("--momentum", type=_non_negative_float, default=None,
                    help="sgd momentum (default 0.9)")
     _data_args(p, train=True)
     p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
@@ -205,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path,
                    help="image file to write (.png, .jpg, …: the format follows the suffix); an "
                         "existing file is replaced, keeping its permissions")
-    p.add_argument("--model", choices=_model_names(), default="unet",
+    p.add_argument("--model", choices=_model_names(), default=None,
                    help="model with the shipped weights (default unet)")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="CKPT",
                    help="use a checkpoint written by train instead")
@@ -439,6 +441,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     name = args.model or "course"
     out = args.out if args.out is not None else Path("runs") / f"{name}.pth"
+    for flag, path in (("--out", out), ("--export", args.export)):
+        if path is not None and path.is_dir():
+            raise ValueError(f"{flag} {path} is a folder: give a file name such as "
+                             f"{path / (name + '.pth')}")
     if args.export is not None and args.export.resolve() == out.resolve():
         raise ValueError(f"--export {args.export} is the checkpoint file itself (--out): "
                          "choose another file for the bare weights")
@@ -453,22 +459,34 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--export {args.export} exists: add --force to replace it, or choose "
                          "another file")
     spec = ckpt["spec"] if ckpt is not None else None
-    if spec is not None and args.model is None:
+    if spec is not None:
+        if args.model not in (None, spec["name"]):
+            raise ValueError(f"--model {args.model}: {out} holds a {spec['name']} model; leave "
+                             "--model out to resume it, or train elsewhere with --out")
+        if args.channels not in (None, spec["kwargs"].get("channels")):
+            raise ValueError(f"--channels {args.channels}: {out} holds a {spec['name']} model "
+                             f"with {spec['kwargs'].get('channels')} channels; leave --channels "
+                             "out to resume it")
         name = spec["name"]
     optimizer_name = args.optimizer or (ckpt["optimizer_class"].lower() if ckpt else "adam")
+    if ckpt is not None and optimizer_name != ckpt["optimizer_class"].lower():
+        raise ValueError(f"--optimizer {optimizer_name}: {out} was trained with "
+                         f"{ckpt['optimizer_class']}; leave --optimizer out to resume it")
+    if args.momentum is not None and optimizer_name != "sgd":
+        raise ValueError(f"--momentum applies to --optimizer sgd, not {optimizer_name}")
     train_path, val_path = _data_files(args, need_train=True)
     train_pairs = _load_pairs(train_path, "--train")
     val_pairs = _load_pairs(val_path, "--val")
     torch.manual_seed(args.seed)
     kwargs = {} if args.channels is None else {"channels": args.channels}
-    if spec is not None and args.model is None and args.channels is None:
+    if spec is not None:
         kwargs = spec["kwargs"]
     model = build_model(name, **kwargs)
     if optimizer_name == "adam":
         optimizer = Adam(model.parameters(), lr=1e-3 if args.lr is None else args.lr)
     elif optimizer_name == "sgd":
         optimizer = SGD(model.parameters(), lr=0.05 if args.lr is None else args.lr,
-                        momentum=args.momentum)
+                        momentum=0.9 if args.momentum is None else args.momentum)
     else:
         raise ValueError(f"{out} was trained with {ckpt['optimizer_class']}, which the CLI "
                          f"cannot continue; choose --optimizer {' or '.join(OPTIMIZERS)}")
@@ -490,13 +508,14 @@ def run_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, optimizer=optimizer, device=args.device,
                       checkpoint=out, resume=args.resume, seed=args.seed, augment=args.augment,
                       progress=not args.no_progress, max_train=args.max_train,
-                      lr=args.lr if ckpt is not None else None)
+                      lr=args.lr if ckpt is not None else None,
+                      callback=_print_epoch if args.no_progress else None)
     except KeyboardInterrupt:
         kept = f"{out} holds the last finished epoch: add --resume to continue from it" \
             if out.exists() else f"no epoch finished, so {out} was not written"
         print(f"\ninterrupted; {kept}", file=sys.stderr)
         return 130
-    print(history)
+    print(history if not args.no_progress else str(history).splitlines()[-1])
     print(f"checkpoint: {out}")
     if args.export is not None:
         from .course import export_weights
@@ -504,6 +523,11 @@ def run_train(args: argparse.Namespace) -> int:
         history_file = export_weights(load_checkpoint(out), args.export)
         print(f"best weights (epoch {history.best_epoch}): {args.export}, history: {history_file}")
     return 0
+
+
+def _print_epoch(history) -> None:
+    """fit's callback without a progress bar: the epoch's line as soon as it is done."""
+    print(str(history).splitlines()[history.epochs - 1], flush=True)
 
 
 def _describe_checkpoint(path: Path) -> str:
@@ -593,7 +617,12 @@ def run_denoise(args: argparse.Namespace) -> int:
     from .files import atomic_write
 
     output_format = _image_format(args.output)
-    model = _denoisers(args)[0]
+    if args.model is not None and args.checkpoint is not None:
+        raise ValueError(f"--model {args.model} and --checkpoint {args.checkpoint}: give one "
+                         "(a checkpoint says which model it holds)")
+    if args.checkpoint is None:
+        args.model = args.model or "unet"
+    (model,) = _denoisers(args)
     image = read_image(args.input)                                   # uint8 (3, H, W)
     h, w = image.shape[1:]
     denoised = model.predict(image[None], tile=args.tile or None,

@@ -137,13 +137,14 @@ class Model:
         An image taller or wider than `tile` (default 512) is denoised in tiles of at most
         tile×tile pixels, each with a margin of context as wide as the network's receptive
         field (`scratchnet.tiling`), so memory stays bounded at any size and the result equals
-        the whole image's up to float rounding; tile=None denoises each image whole. `progress`
+        the whole image's up to float rounding; tile=None (or 0) denoises each image whole. `progress`
         (default: the model's) shows a bar over the tiles."""
         check_images(test_input, "Model.predict: test_input", allow_empty=True, finite=True)
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)
-                                 or tile < 1):
-            raise ValueError(f"Model.predict: tile must be a positive integer or None, "
-                             f"got {tile!r}")
+                                 or tile < 0):
+            raise ValueError(f"Model.predict: tile must be a positive integer, or 0 or None "
+                             f"for the whole image, got {tile!r}")
+        tile = tile or None
         test_input = test_input.detach()
         n, _, h, w = test_input.shape
         out = torch.empty(test_input.shape, dtype=torch.float32, device=test_input.device)

@@ -36,12 +36,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *,
     """Call write(f) on a temporary file beside `path` (binary, or UTF-8 text with newline=""
     when `text`), flush it to disk, then rename it over `path`. → path.
 
+    A symbolic link is followed: its target is replaced and the link kept.
     The new file gets the permissions of the file it replaces, or those a new file gets from the
     umask (0666 minus it), never mkstemp's private 0600. Any failure (a full disk, Ctrl-C, an
     error in `write`) removes the temporary file and leaves `path` as it was; OS errors are
     raised as a WriteError naming `path`.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     if path.is_dir():
         raise WriteError(errno.EISDIR, f"{path} is a folder; give a file name", str(path))
     try:

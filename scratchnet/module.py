@@ -45,6 +45,16 @@ class IncompatibleKeys(NamedTuple):
 _CONSUMED = object()
 
 
+def _check_name(module: Module, kind: str, name: object) -> None:
+    """torch's rule for parameter and buffer names: a non-empty string without a dot."""
+    if not isinstance(name, str):
+        raise TypeError(f"{type(module).__name__}: {kind} name must be a string, got "
+                        f"{type(name).__name__}")
+    if not name or "." in name:
+        raise KeyError(f"{type(module).__name__}: {kind} name {name!r} must be non-empty and "
+                       "must not contain '.' (dots separate sub-modules in state_dict keys)")
+
+
 def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
     """backward, which then marks the forward's saved tensors as used: a second backward without
     a new forward is an error, as in torch ("backward through the graph a second time")."""
@@ -139,6 +149,7 @@ class Module:
 
     # -- registration -------------------------------------------------------------------------
     def register_parameter(self, name: str, value: Tensor | None) -> None:
+        _check_name(self, "parameter", name)
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"parameter {name!r} must be a Tensor or None, got {type(value).__name__}")
         if name in self.__dict__ or name in self._modules or name in self._buffers:
@@ -148,6 +159,7 @@ class Module:
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is part of the module's state but not a parameter (no gradient, no
         optimizer): in `state_dict` unless persistent=False, moved and cast by `to()`."""
+        _check_name(self, "buffer", name)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
         if name in self.__dict__ or name in self._modules or name in self._parameters:

@@ -116,8 +116,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ckpt = load_tensors(path, what)
     keys = {"model", "best_model", "optimizer", "optimizer_class", "epoch", "history", "spec"}
     if not isinstance(ckpt, dict) or not keys <= set(ckpt):
-        hint = (" (it looks like bare weights, a state_dict: load them with "
-                "model.load_state_dict, or give them to --weights)"
+        hint = (" (it looks like bare weights, a state_dict such as scratchnet/weights/*.pth: "
+                "load them with model.load_state_dict)"
                 if isinstance(ckpt, dict) and ckpt and all(isinstance(v, Tensor)
                                                            for v in ckpt.values()) else "")
         raise ValueError(f"{path} is not {what}{hint}")
@@ -176,6 +176,11 @@ def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, epochs: int
     model.to(device)
     if optimizer is None:
         optimizer = Adam(model.parameters(), lr=1e-3 if lr is None else lr)
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in model.parameters()):
+        raise ValueError(f"fit: the {type(optimizer).__name__} holds none of the model's "
+                         "parameters (was it built for another model?); build it from "
+                         "model.parameters()")
     spec = getattr(model, "spec", None)
     history, start = History(), 0
     best_state = _cpu_state(model.state_dict())

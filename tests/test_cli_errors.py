@@ -370,3 +370,65 @@ def test_export_writes_the_history_beside_the_weights(trained, data_dir, tmp_pat
     assert len(record["history"]["val_psnr"]) == 2
     assert record["epoch_exported"] == record["history"]["best_epoch"]
     assert set(torch.load(weights, weights_only=True)) == set(load_checkpoint(ckpt)["model"])
+
+
+# ------------------------------------------------------------------ found by a new user's probe
+
+def test_denoise_with_a_checkpoint_uses_it_and_refuses_a_second_model(trained, tmp_path,
+                                                                      capsys, monkeypatch):
+    from scratchnet.course import Model
+
+    src = photo(tmp_path / "in.png")
+    used = []
+    original = Model.from_checkpoint.__func__
+
+    def spy(cls, path, **kwargs):
+        used.append(path)
+        return original(cls, path, **kwargs)
+
+    monkeypatch.setattr(Model, "from_checkpoint", classmethod(spy))
+    assert cli.main(["denoise", str(src), str(tmp_path / "o.png"), "--checkpoint",
+                     str(trained)]) == 0
+    assert used == [trained]
+    line = one_error(capsys, "denoise", str(src), str(tmp_path / "o.png"), "--checkpoint",
+                     str(trained), "--model", "unet")
+    assert "give one" in line
+
+
+def test_train_prints_each_epoch_as_it_ends_without_a_bar(data_dir, tmp_path, capsys):
+    assert cli.main(["train", "--channels", "4", "--data-dir", str(data_dir), "--out",
+                     str(tmp_path / "c.pth"), "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("epoch   1") == 1 and out.count("epoch   2") == 1 and "best:" in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--model", "unet"], "--model unet: "),
+    (["--channels", "16"], "--channels 16: "),
+    (["--optimizer", "sgd"], "--optimizer sgd: "),
+])
+def test_resume_names_the_flag_that_contradicts_the_checkpoint(trained, data_dir, tmp_path,
+                                                               capsys, argv, says):
+    ckpt = tmp_path / "run.pth"
+    ckpt.write_bytes(trained.read_bytes())
+    line = one_error(capsys, "train", "--data-dir", str(data_dir), "--out", str(ckpt),
+                     "--resume", "--epochs", "2", *argv)
+    assert says in line and "resume" in line
+
+
+def test_momentum_without_sgd_and_a_folder_as_out_are_named(data_dir, tmp_path, capsys):
+    line = one_error(capsys, "train", "--data-dir", str(data_dir), "--out",
+                     str(tmp_path / "c.pth"), "--momentum", "0.5")
+    assert "--momentum applies to --optimizer sgd" in line
+    line = one_error(capsys, "train", "--data-dir", str(data_dir), "--out", str(tmp_path))
+    assert f"--out {tmp_path} is a folder" in line
+
+
+def test_a_symlinked_output_keeps_its_link(tmp_path):
+    target = tmp_path / "real.pth"
+    files.atomic_save({"x": torch.ones(1)}, target)
+    link = tmp_path / "link.pth"
+    link.symlink_to(target)
+    files.atomic_save({"x": torch.zeros(1)}, link)
+    assert link.is_symlink()
+    assert torch.equal(torch.load(target, weights_only=True)["x"], torch.zeros(1))

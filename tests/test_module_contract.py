@@ -116,3 +116,12 @@ def test_a_second_backward_without_forward_is_refused_as_in_torch(make):
     assert all(torch.equal(p.grad, g) for p, g in zip(module.parameters(), grads))
     module.backward(torch.ones_like(module(x)))                  # a new forward: fine again
     assert all(torch.equal(p.grad, 2 * g) for p, g in zip(module.parameters(), grads))
+
+
+@pytest.mark.parametrize("name", ["a.b", ""])
+def test_parameter_and_buffer_names_follow_torchs_rule(name):
+    layer = sn.Module()
+    with pytest.raises(KeyError, match="must be non-empty and must not contain"):
+        layer.register_buffer(name, torch.zeros(1))
+    with pytest.raises(KeyError, match="must be non-empty and must not contain"):
+        layer.register_parameter(name, torch.zeros(1))

@@ -104,9 +104,11 @@ def test_tiling_bounds_the_pixels_per_forward(model, monkeypatch):
 
 def test_predict_refuses_a_bad_tile():
     model = Model(device="cpu", progress=False)
-    for bad in (0, -8, 2.5, True):
+    for bad in (-8, 2.5, True):
         with pytest.raises(ValueError, match="Model.predict: tile must be a positive integer"):
             model.predict(images(1, 8, 8), tile=bad)
+    x = images(1, 40, 24)
+    assert torch.equal(model.predict(x, tile=0), model.predict(x, tile=None))   # as --tile 0
 
 
 def test_tiled_predict_shows_a_progress_bar_when_asked(capsys):

@@ -280,3 +280,9 @@ def test_max_train_must_be_positive(data, max_train):
     with pytest.raises(ValueError, match=f"max_train must be a positive number of pairs, got "
                                          f"{max_train}"):
         fit(small_model(), data[0], epochs=1, device="cpu", progress=False, max_train=max_train)
+
+
+def test_an_optimizer_of_another_model_is_refused(data):
+    with pytest.raises(ValueError, match="holds none of the model's parameters"):
+        fit(small_model(), data[0], epochs=1, device="cpu", progress=False, max_train=8,
+            optimizer=sn.Adam(sn.Linear(2, 2).parameters()))
