@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,10 @@ def _open_and_run_all(page, lab_url: str, notebook: str) -> None:
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
 
 
-def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
+@contextmanager
+def _widget_page(sync_playwright, lab_url: str, notebook: str, failure_png: str):
+    """(page, image): `notebook` run in JupyterLab in headless Chromium, its widget's image
+    loaded; a full-page screenshot goes to artifacts/`failure_png` if the body fails."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -154,49 +158,55 @@ def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         try:
-            _open_and_run_all(page, lab_url, "widget_demo.ipynb")
-
+            _open_and_run_all(page, lab_url, notebook)
             image = page.locator(".jp-OutputArea-output img.widget-image")
             image.wait_for()
             page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), ""])
-            slider = page.locator(".widget-slider", has_text="wipe %")
-            handle = slider.locator(".noUi-handle")
-            widget = page.locator(".jp-OutputArea-output .widget-vbox").first
-
-            def on_screen() -> bytes:
-                """Screenshot of the image's 256×256 box, at whole-pixel coordinates."""
-                box = image.bounding_box()
-                assert (box["width"], box["height"]) == (256, 256), "image is scaled, not 1:1"
-                return page.screenshot(clip={"x": round(box["x"]), "y": round(box["y"]),
-                                             "width": 256, "height": 256})
-
-            def shown() -> tuple[str, bytes]:
-                """(src, PNG bytes) of the displayed image, read back through the browser."""
-                src = image.get_attribute("src")
-                data = page.evaluate("async src => Array.from(new Uint8Array("
-                                     "await (await fetch(src)).arrayBuffer()))", src)
-                return src, bytes(data)
-
-            src, png = shown()
-            assert float(handle.get_attribute("aria-valuenow")) == 50
-            assert _divider_columns(png) == _expected_divider(50)
-            assert _divider_columns(on_screen()) == _expected_divider(50)
-            widget.screenshot(path=ARTIFACTS / "browser_widget_before.png")
-
-            handle.focus()
-            for key, value in (("ArrowLeft", 49), ("End", 100), ("Home", 0), ("ArrowRight", 1)):
-                page.keyboard.press(key)
-                page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
-                assert float(handle.get_attribute("aria-valuenow")) == value, key
-                src, png = shown()
-                assert _divider_columns(png) == _expected_divider(value), key
-                assert _divider_columns(on_screen()) == _expected_divider(value), key
-            widget.screenshot(path=ARTIFACTS / "browser_widget_after.png")
+            yield page, image
         except Exception:
-            page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
+            page.screenshot(path=ARTIFACTS / failure_png, full_page=True)
             raise
         finally:
             browser.close()
+
+
+def _shown(page, image) -> tuple[str, bytes]:
+    """(src, PNG bytes) of the displayed image, read back through the browser."""
+    src = image.get_attribute("src")
+    data = page.evaluate("async src => Array.from(new Uint8Array("
+                         "await (await fetch(src)).arrayBuffer()))", src)
+    return src, bytes(data)
+
+
+def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
+    with _widget_page(sync_playwright, lab_url, "widget_demo.ipynb",
+                      "browser_failure.png") as (page, image):
+        slider = page.locator(".widget-slider", has_text="wipe %")
+        handle = slider.locator(".noUi-handle")
+        widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+
+        def on_screen() -> bytes:
+            """Screenshot of the image's 256×256 box, at whole-pixel coordinates."""
+            box = image.bounding_box()
+            assert (box["width"], box["height"]) == (256, 256), "image is scaled, not 1:1"
+            return page.screenshot(clip={"x": round(box["x"]), "y": round(box["y"]),
+                                         "width": 256, "height": 256})
+
+        src, png = _shown(page, image)
+        assert float(handle.get_attribute("aria-valuenow")) == 50
+        assert _divider_columns(png) == _expected_divider(50)
+        assert _divider_columns(on_screen()) == _expected_divider(50)
+        widget.screenshot(path=ARTIFACTS / "browser_widget_before.png")
+
+        handle.focus()
+        for key, value in (("ArrowLeft", 49), ("End", 100), ("Home", 0), ("ArrowRight", 1)):
+            page.keyboard.press(key)
+            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
+            assert float(handle.get_attribute("aria-valuenow")) == value, key
+            src, png = _shown(page, image)
+            assert _divider_columns(png) == _expected_divider(value), key
+            assert _divider_columns(on_screen()) == _expected_divider(value), key
+        widget.screenshot(path=ARTIFACTS / "browser_widget_after.png")
 
 
 def _highlight_count(png: bytes) -> int:
@@ -208,52 +218,32 @@ def _highlight_count(png: bytes) -> int:
 def test_explorer_kernel_slider_redraws_patch_and_formula_in_jupyterlab(sync_playwright, lab_url):
     from scratchnet.explorer import Geometry, conv_formula, render
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     timeout=TIMEOUT_MS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            _open_and_run_all(page, lab_url, "explorer_demo.ipynb")
-            image = page.locator(".jp-OutputArea-output img.widget-image")
-            image.wait_for()
-            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), ""])
-            formula = page.locator(".jp-OutputArea-output .widget-html code")
-            handle = page.locator(".widget-slider", has_text="kernel").locator(".noUi-handle")
-            widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+    with _widget_page(sync_playwright, lab_url, "explorer_demo.ipynb",
+                      "browser_explorer_failure.png") as (page, image):
+        formula = page.locator(".jp-OutputArea-output .widget-html code")
+        handle = page.locator(".widget-slider", has_text="kernel").locator(".noUi-handle")
+        widget = page.locator(".jp-OutputArea-output .widget-vbox").first
 
-            def shown() -> tuple[str, bytes]:
-                src = image.get_attribute("src")
-                data = page.evaluate("async src => Array.from(new Uint8Array("
-                                     "await (await fetch(src)).arrayBuffer()))", src)
-                return src, bytes(data)
+        before = Geometry(5, 3, 2, 1, 1)
+        src, png = _shown(page, image)
+        assert formula.inner_text() == conv_formula(before)
+        assert png == render(before, (0, 0), transposed=False).png
+        assert _highlight_count(png) > 0
+        widget.screenshot(path=ARTIFACTS / "browser_explorer_before.png")
 
-            before = Geometry(5, 3, 2, 1, 1)
-            src, png = shown()
-            assert formula.inner_text() == conv_formula(before)
-            assert png == render(before, (0, 0), transposed=False).png
-            assert _highlight_count(png) > 0
-            widget.screenshot(path=ARTIFACTS / "browser_explorer_before.png")
-
-            handle.focus()
-            page.keyboard.press("ArrowRight")                      # kernel 3 → 4
-            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
-            after = Geometry(5, 4, 2, 1, 1)
-            assert float(handle.get_attribute("aria-valuenow")) == 4
-            page.wait_for_function("([el, text]) => el.innerText === text",
-                                   arg=[formula.element_handle(), conv_formula(after)])
-            src, png = shown()
-            assert png == render(after, (0, 0), transposed=False).png
-            box = image.bounding_box()
-            assert (round(box["width"]), round(box["height"])) == render(
-                after, (0, 0), transposed=False).size, "image is scaled, not 1:1"
-            # a 4×4 patch at output pixel (0, 0): 16 cells, 7 of them on the padding
-            assert _highlight_count(png) == _highlight_count(
-                render(after, (0, 0), transposed=False).png) > 0
-            widget.screenshot(path=ARTIFACTS / "browser_explorer_after.png")
-        except Exception:
-            page.screenshot(path=ARTIFACTS / "browser_explorer_failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+        handle.focus()
+        page.keyboard.press("ArrowRight")                      # kernel 3 → 4
+        page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
+        after = Geometry(5, 4, 2, 1, 1)
+        assert float(handle.get_attribute("aria-valuenow")) == 4
+        page.wait_for_function("([el, text]) => el.innerText === text",
+                               arg=[formula.element_handle(), conv_formula(after)])
+        src, png = _shown(page, image)
+        expected = render(after, (0, 0), transposed=False)
+        assert png == expected.png
+        box = image.bounding_box()
+        assert (round(box["width"]), round(box["height"])) == expected.size, \
+            "image is scaled, not 1:1"
+        # a 4×4 patch at output pixel (0, 0): 16 cells, 7 of them on the padding
+        assert _highlight_count(png) == _highlight_count(expected.png) > 0
+        widget.screenshot(path=ARTIFACTS / "browser_explorer_after.png")
