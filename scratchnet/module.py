@@ -45,14 +45,21 @@ class IncompatibleKeys(NamedTuple):
 _CONSUMED = object()
 
 
-def _check_name(module: Module, kind: str, name: object) -> None:
-    """torch's rule for parameter and buffer names: a non-empty string without a dot."""
+def _check_entry(module: Module, kind: str, name: object, value: object) -> None:
+    """What torch checks before registering a parameter or buffer: a non-empty name without a
+    dot, a Tensor or None, and no attribute, sub-module or entry of the other kind of that
+    name (re-registering one of the same kind replaces it)."""
     if not isinstance(name, str):
         raise TypeError(f"{type(module).__name__}: {kind} name must be a string, got "
                         f"{type(name).__name__}")
     if not name or "." in name:
         raise KeyError(f"{type(module).__name__}: {kind} name {name!r} must be non-empty and "
                        "must not contain '.' (dots separate sub-modules in state_dict keys)")
+    if value is not None and not isinstance(value, Tensor):
+        raise TypeError(f"{kind} {name!r} must be a Tensor or None, got {type(value).__name__}")
+    other = module._buffers if kind == "parameter" else module._parameters
+    if name in module.__dict__ or name in module._modules or name in other:
+        raise KeyError(f"{type(module).__name__}: attribute {name!r} already exists")
 
 
 def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,21 +156,13 @@ class Module:
 
     # -- registration -------------------------------------------------------------------------
     def register_parameter(self, name: str, value: Tensor | None) -> None:
-        _check_name(self, "parameter", name)
-        if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"parameter {name!r} must be a Tensor or None, got {type(value).__name__}")
-        if name in self.__dict__ or name in self._modules or name in self._buffers:
-            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists")
+        _check_entry(self, "parameter", name, value)
         self._parameters[name] = value
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is part of the module's state but not a parameter (no gradient, no
         optimizer): in `state_dict` unless persistent=False, moved and cast by `to()`."""
-        _check_name(self, "buffer", name)
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        if name in self.__dict__ or name in self._modules or name in self._parameters:
-            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists")
+        _check_entry(self, "buffer", name, tensor)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
