@@ -120,9 +120,11 @@ class Model:
         pairs = check_image_pair(train_input, train_target, "Model.train",
                                  names=("train_input", "train_target"),
                                  multiple=self.net.multiple, finite=True)
-        history = _fit(self.net, pairs, None, num_epochs, self.batch_size, self.optimizer,
-                       self.device, None, False, self.epochs_trained, False, self.progress, None,
-                       None, 256, None)
+        history = _fit(self.net, pairs, None, epochs=num_epochs, batch_size=self.batch_size,
+                       optimizer=self.optimizer, device=self.device, checkpoint=None,
+                       resume=False, seed=self.epochs_trained, augment=False,
+                       progress=self.progress, max_train=None, callback=None,
+                       val_batch_size=256, lr=None)
         self.epochs_trained += num_epochs
         return history
 

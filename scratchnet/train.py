@@ -150,11 +150,13 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
     check_pairs(train_pairs, "fit: train_pairs")
     if val_pairs is not None:
         check_pairs(val_pairs, "fit: val_pairs")
-    return _fit(model, train_pairs, val_pairs, epochs, batch_size, optimizer, device, checkpoint,
-                resume, seed, augment, progress, max_train, callback, val_batch_size, lr)
+    return _fit(model, train_pairs, val_pairs, epochs=epochs, batch_size=batch_size,
+                optimizer=optimizer, device=device, checkpoint=checkpoint, resume=resume,
+                seed=seed, augment=augment, progress=progress, max_train=max_train,
+                callback=callback, val_batch_size=val_batch_size, lr=lr)
 
 
-def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, epochs: int,
+def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, *, epochs: int,
          batch_size: int, optimizer: Optimizer | None, device: str | torch.device,
          checkpoint: str | os.PathLike | None, resume: bool, seed: int, augment: bool,
          progress: bool, max_train: int | None, callback: Callable[[History], None] | None,
