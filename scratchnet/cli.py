@@ -425,11 +425,12 @@ def run_data(args: argparse.Namespace) -> int:
 
 def _check_noise_flags(noise: str, noise_kw: dict[str, float]) -> None:
     """A ValueError naming the flag when one is given that the noise model does not use."""
-    uses = {"gaussian": "sigma", "poisson": "peak", "salt_pepper": "amount"}
+    from .data.noise import NOISE_PARAMETER
+
     for key in noise_kw:
-        if uses.get(noise) != key:
-            raise ValueError(f"--{key} does not apply to --noise {noise}"
-                             + (f" (it takes --{uses[noise]})" if noise in uses else ""))
+        if NOISE_PARAMETER[noise] != key:
+            raise ValueError(f"--{key} does not apply to --noise {noise} (it takes "
+                             f"--{NOISE_PARAMETER[noise]})")
 
 
 def run_train(args: argparse.Namespace) -> int:

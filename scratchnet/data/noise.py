@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-NOISE_MODELS = ("gaussian", "poisson", "salt_pepper")
+NOISE_PARAMETER = {"gaussian": "sigma", "poisson": "peak", "salt_pepper": "amount"}
+NOISE_MODELS = tuple(NOISE_PARAMETER)
 DEFAULT_SIGMA = 25 / 255
 DEFAULT_PEAK = 40.0
 DEFAULT_AMOUNT = 0.05
