@@ -121,8 +121,9 @@ def _load_failure(e: Exception) -> str:
     if "Unsupported global" in text:
         return ("it holds objects other than tensors and plain data, which scratchnet refuses "
                 "to unpickle (that could run code from the file)")
+    reason = "it is truncated, corrupt, or not a file written by torch.save"
     if "Weights only load failed" in text or isinstance(e, (EOFError, OSError, RuntimeError,
                                                             KeyError)):
-        return "it is truncated, corrupt, or not a file written by torch.save"
+        return reason
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"it is truncated or corrupt ({type(e).__name__}{': ' + first if first else ''})"
+    return f"{reason} ({type(e).__name__}{': ' + first if first else ''})"
