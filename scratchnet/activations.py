@@ -58,38 +58,56 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """x where x > 0, else negative_slope·x."""
+    """x where x > 0, else negative_slope·x (any slope: negative, 0, or above 1).
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
+    With inplace=True, as torch, forward overwrites x with y and returns x itself. The
+    derivative, 1 where x > 0, else negative_slope, is then read from y, which is where x now
+    points: for negative_slope ≥ 0, y > 0 exactly where x > 0. A negative slope flips the sign,
+    so after an in-place forward the derivative is lost and backward refuses, as torch's does.
+    """
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = negative_slope
+        self.inplace = inplace
 
     def function(self, x: Tensor) -> Tensor:
         ### BEGIN FAST PATH
         if self._fast():
+            if self.inplace:
+                return torch.maximum(x, x * self.negative_slope, out=x)
             return torch.maximum(x, x * self.negative_slope)
         ### END FAST PATH
-        return torch.where(x > 0, x, x * self.negative_slope)
+        y = torch.where(x > 0, x, x * self.negative_slope)
+        return x.copy_(y) if self.inplace else y
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        if self.inplace and self.negative_slope < 0:
+            raise RuntimeError(
+                f"{self._short_repr()}: backward after an in-place forward with a negative slope: "
+                "x was overwritten and y no longer tells where x > 0 (torch refuses this too); "
+                "use inplace=False")
+        ### BEGIN FAST PATH
+        if self._fast():
+            y = self.saved["y"]
+            expect_grad(self, grad_output, tuple(y.shape))
+            return y.sign().clamp_(min=self.negative_slope).mul_(grad_output)
+        ### END FAST PATH
+        return super().backward(grad_output)
 
     ### BEGIN FAST PATH
     def _fast(self) -> bool:
         """Whether the fast path applies: 0 ≤ slope ≤ 1, so that f(x) = max(x, slope·x) and
         f'(x) = max(sign(y), slope) (two kernels each, no `where`, which is slow on CPU)."""
         return self.impl == "fast" and 0 <= self.negative_slope <= 1
-
-    def backward(self, grad_output: Tensor) -> Tensor:
-        if not self._fast():
-            return super().backward(grad_output)
-        y = self.saved["y"]
-        expect_grad(self, grad_output, tuple(y.shape))
-        return y.sign().clamp_(min=self.negative_slope).mul_(grad_output)
     ### END FAST PATH
 
     def derivative(self, x: Tensor, y: Tensor) -> Tensor:
         return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, self.negative_slope))
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"negative_slope={self.negative_slope}{inplace}"
 
 
 class Sigmoid(Activation):

@@ -2,7 +2,7 @@
 and `Identity`. Backward runs the chain rule through them."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
@@ -12,7 +12,11 @@ from .validation import expect_grad
 
 
 class Identity(Module):
-    """x → x; the gradient passes through unchanged."""
+    """x → x; the gradient passes through unchanged. As torch's, the constructor accepts any
+    arguments and ignores them (so Identity can stand in for a layer without editing its call)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
         return x

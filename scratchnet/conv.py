@@ -4,13 +4,22 @@ edition adds fast paths: channels-last patches, and 3×3 stride-1 kernels by Win
 (`winograd.py`, whose transformed tiles are kept for backward instead of the patch matrix)."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from .im2col import Pair, col2im, conv_output_size, grouped_gram, grouped_matmul, im2col, pair
 from .init import reset_parameters
 from .module import Module
-from .validation import expect_grad, expect_input, expect_spatial
+from .padding import MODES, Pads, pad, pad_backward
+from .validation import (
+    expect_grad,
+    expect_input,
+    expect_spatial,
+    unbatched_backward,
+    unbatched_forward,
+)
 
 ### BEGIN FAST PATH
 from .winograd import WinogradSaved, winograd_applies, winograd_backward, winograd_forward
@@ -111,7 +120,16 @@ def weight_matrices(weight: Tensor, groups: int, channels_last: bool = False) ->
 class ConvLayer(Module):
     """The constructor that Conv2d, ConvTranspose2d and Upsampling share: channels divisible by
     groups, the hyper-parameters as pairs, `impl`, and (`init_parameters`) weight and bias
-    initialised as torch.nn does."""
+    initialised as torch.nn does. The forward and backward a subclass writes for batches
+    (N, C, H, W) also take unbatched (C, H, W) inputs, as torch's: they are wrapped by
+    `unbatched_forward` and `unbatched_backward` when the subclass is defined."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = unbatched_forward(cls.__dict__["forward"])  # type: ignore[method-assign]
+        if "backward" in cls.__dict__:
+            cls.backward = unbatched_backward(cls.__dict__["backward"])  # type: ignore[method-assign]
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
                  stride: int | Pair, padding: int | Pair, dilation: int | Pair,
@@ -139,45 +157,93 @@ class ConvLayer(Module):
 class Conv2d(ConvLayer):
     """2-D convolution with torch.nn.Conv2d's signature, parameters and initialisation.
 
-    x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out),
-    H_out = ⌊(H + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1 (likewise W_out).
+    x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out), or unbatched (C_in, H, W) → (C_out, H_out,
+    W_out), H_out = ⌊(H + top + bottom − dilation·(kernel − 1) − 1) / stride⌋ + 1 (likewise
+    W_out) with `pads` (top, bottom, left, right) from `padding`: an int or pair for both sides,
+    'valid' for none, or 'same' (stride 1) for H_out = H. padding_mode 'zeros' leaves the
+    padding to `conv2d_forward` when both sides are equal; otherwise x is padded explicitly
+    (`padding.pad`: 'zeros', 'reflect', 'replicate', 'circular') and convolved without padding.
     weight: (C_out, C_in/groups, kh, kw), bias: (C_out,).
     Set `impl = "reference"` to run the textbook unfold/fold formulation instead of the fast one.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
-                 stride: int | Pair = 1, padding: int | Pair = 0, dilation: int | Pair = 1,
-                 groups: int = 1, bias: bool = True, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+                 stride: int | Pair = 1, padding: int | Pair | str = 0, dilation: int | Pair = 1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 ) -> None:
+        named = isinstance(padding, str)
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0 if named else padding,
+                         dilation, groups)
         if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size {self.kernel_size}, stride {self.stride} and "
                              f"dilation {self.dilation} must be ≥ 1, padding {self.padding} ≥ 0")
+        if named and padding not in ("same", "valid"):
+            raise ValueError(f"Conv2d: invalid padding string {padding!r}, should be 'same' or "
+                             "'valid'")
+        if padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"Conv2d: padding='same' is not supported for strided convolutions "
+                             f"(stride {self.stride}); torch refuses it too")
+        if padding_mode not in MODES:
+            raise ValueError(f"Conv2d: padding_mode must be one of {', '.join(map(repr, MODES))}, "
+                             f"got padding_mode={padding_mode!r}")
+        if named:
+            self.padding = padding
+        self.padding_mode = padding_mode
         self.init_parameters((out_channels, in_channels // groups), bias, device, dtype)
+
+    def pads(self) -> Pads:
+        """(top, bottom, left, right): `padding` on both sides, none for 'valid', and for 'same'
+        dilation·(kernel − 1) in all, the odd one at the bottom (right), as torch."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            (th, tw) = (d * (k - 1) for k, d in zip(self.kernel_size, self.dilation))
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        (ph, pw) = self.padding
+        return (ph, ph, pw, pw)
+
+    @property
+    def _reversed_padding_repeated_twice(self) -> list[int]:
+        """torch's name for `pads` in F.pad's order: [left, right, top, bottom]."""
+        top, bottom, left, right = self.pads()
+        return [left, right, top, bottom]
+
+    def _split_padding(self) -> tuple[Pads, Pair]:
+        """(the pads that `padding.pad` adds with padding_mode, the zero padding (ph, pw) left to
+        `conv2d_forward`): the convolution's own when it can (zeros, equal on both sides)."""
+        top, bottom, left, right = pads = self.pads()
+        if self.padding_mode == "zeros" and (top, left) == (bottom, right):
+            return (0, 0, 0, 0), (top, left)
+        return pads, (0, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         expect_input(self, x, 4, self.in_channels)
         expect_spatial(self, x, self.output_size(x.shape[2], x.shape[3]))
-        y, cols = conv2d_forward(x, self.weight, self.bias, self.stride, self.padding,
+        pads, padding = self._split_padding()
+        xp = pad(x, pads, self.padding_mode, self._short_repr())
+        y, cols = conv2d_forward(xp, self.weight, self.bias, self.stride, padding,
                                  self.dilation, self.groups, self.impl)
-        self.save_for_backward(cols=cols, input_shape=tuple(x.shape), output_shape=tuple(y.shape))
+        self.save_for_backward(cols=cols, input_shape=tuple(x.shape), padded_shape=tuple(xp.shape),
+                               pads=pads, padding=padding, output_shape=tuple(y.shape))
         return y
 
     def backward(self, grad_output: Tensor) -> Tensor:
         saved = self.saved
         expect_grad(self, grad_output, saved["output_shape"])
-        grad_input, grad_weight, grad_bias = conv2d_backward(
-            grad_output, saved["cols"], saved["input_shape"], self.weight, self.stride,
-            self.padding, self.dilation, self.groups, self.impl)
+        grad_padded, grad_weight, grad_bias = conv2d_backward(
+            grad_output, saved["cols"], saved["padded_shape"], self.weight, self.stride,
+            saved["padding"], self.dilation, self.groups, self.impl)
         self.accumulate_grad("weight", grad_weight)
         if self.bias is not None:
             self.accumulate_grad("bias", grad_bias)
-        return grad_input
+        return pad_backward(grad_padded, saved["input_shape"], saved["pads"], self.padding_mode)
 
     def output_size(self, h: int, w: int) -> Pair:
-        return (conv_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0],
+        top, bottom, left, right = self.pads()
+        return (conv_output_size(h + top + bottom, self.kernel_size[0], self.stride[0], 0,
                                  self.dilation[0]),
-                conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1],
+                conv_output_size(w + left + right, self.kernel_size[1], self.stride[1], 0,
                                  self.dilation[1]))
 
     def extra_repr(self) -> str:
@@ -197,4 +263,6 @@ def conv_extra_repr(m: Module) -> str:
         s += f", groups={m.groups}"
     if m.bias is None:
         s += ", bias=False"
+    if getattr(m, "padding_mode", "zeros") != "zeros":
+        s += f", padding_mode={m.padding_mode}"
     return s

@@ -12,17 +12,26 @@ from .validation import expect_grad, expect_input, expect_spatial
 class ConvTranspose2d(ConvLayer):
     """Transposed convolution with torch.nn.ConvTranspose2d's signature, parameters and init.
 
-    x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out),
-    H_out = (H − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1.
-    weight: (C_in, C_out/groups, kh, kw), bias: (C_out,).
+    x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out), or unbatched (C_in, H, W) → (C_out, H_out,
+    W_out), H_out = (H − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1.
+    weight: (C_in, C_out/groups, kh, kw), bias: (C_out,). As in torch, padding is an int or a
+    pair and padding_mode only 'zeros'.
     Forward scatters every input pixel through the kernel: col2im(X·W); backward convolves.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
                  stride: int | Pair = 1, padding: int | Pair = 0, output_padding: int | Pair = 0,
                  groups: int = 1, bias: bool = True, dilation: int | Pair = 1,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+                 padding_mode: str = "zeros", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: padding_mode={padding_mode!r} is not supported; "
+                             "only 'zeros' is, as in torch")
+        if isinstance(padding, str):
+            raise TypeError(f"ConvTranspose2d: padding={padding!r} is not supported; give an int "
+                            "or a pair (torch's ConvTranspose2d fails on it in forward)")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+        self.padding_mode = padding_mode
         self.output_padding = pair(output_padding, "output_padding")
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
             if not 0 <= op < max(s, d):

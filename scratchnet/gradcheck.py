@@ -11,6 +11,11 @@ Two independent references, both in float64 by default:
    including a student's own with no torch twin.
 A third check runs backward twice without `zero_grad` and expects every parameter gradient to
 double: gradients accumulate, they are not overwritten.
+
+A module whose forward returns a tuple, such as MaxPool2d(return_indices=True) with its
+(output, indices), is checked on its first output: the upstream gradient, the torch reference and
+the finite differences all use it alone (the indices have no gradient). Every forward gets its own
+copy of x, so an in-place layer (LeakyReLU(inplace=True)) cannot spoil the point checked.
 """
 from __future__ import annotations
 
@@ -112,9 +117,14 @@ def _row(reference: str, name: str, got: Tensor, expected: Tensor, tol: float) -
                     abs_err / max(scale, 1e-30) if abs_err else 0.0, tol)
 
 
+def _first(output: Tensor | tuple[Tensor, ...]) -> Tensor:
+    """The output that is checked: the first one of a forward that returns a tuple."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 def _analytic(module: Module, inputs: tuple[Tensor, ...], grad_out: Tensor,
               ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    y = module(*inputs)
+    y = _first(module(inputs[0].clone(), *inputs[1:]))
     grad_in = module.backward(grad_out)
     grads = {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
              for n, p in module.named_parameters()}
@@ -135,6 +145,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
     """Compare output, input gradient and every parameter gradient of `module` at `x`.
 
     `constants` are further inputs held fixed (a loss's target: `gradcheck(crit, pred, target)`).
+    A forward that returns a tuple is checked on its first output (module docstring).
     The module is copied (and cast to `dtype` unless None), so the caller's module and its
     `.grad`s are untouched. `tol` defaults to 1e-10 for torch and the accumulation check and
     1e-6 for finite differences in float64, 1e-4 and 1e-2 in float32; the finite-difference
@@ -155,7 +166,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
     generator = torch.Generator(device="cpu").manual_seed(seed)
     report = GradcheckReport(type(module).__name__, x.dtype)
 
-    y = m(x, *rest)
+    y = _first(m(x.clone(), *rest))
     # Uniform, not normal: an input drawn with torch.randn after manual_seed(seed) is then never
     # equal to the upstream gradient (which would make Gᵀ·X symmetric and hide transposes).
     grad_out = (2 * torch.rand(y.shape, generator=generator, dtype=y.dtype) - 1).to(y.device)
@@ -175,7 +186,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
         else:
             with torch.enable_grad():
                 xt = x.clone().requires_grad_(True)
-                yt = tm(xt, *rest)
+                yt = _first(tm(xt.clone(), *rest))       # not a leaf: in-place layers may write it
                 yt.backward(grad_out)
             report.rows.append(_row("torch", "output", y, yt, tol_torch))
             report.rows.append(_row("torch", "grad input", grad_in, xt.grad, tol_torch))
@@ -184,7 +195,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
 
     if finite_differences:
         def objective() -> float:
-            return float((m(x, *rest) * grad_out).sum().item())
+            return float((_first(m(x.clone(), *rest)) * grad_out).sum().item())
 
         targets = [("grad input", x, grad_in)] + [
             (f"grad {n}", p, grads[n]) for n, p in m.named_parameters()]
@@ -211,7 +222,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
                                     torch.tensor(numeric, dtype=torch.float64), tol_fd))
             report.rows[-1].shape = tuple(tensor.shape)
 
-    m(x, *rest)
+    m(x.clone(), *rest)
     m.backward(grad_out)
     for name, p in m.named_parameters():
         twice = p.grad if p.grad is not None else torch.zeros_like(p)

@@ -4,9 +4,9 @@
 Supported: every scratchnet layer and container; `Upsampling`, `Residual` and `Concat`, which
 torch.nn lacks, map to the small torch modules defined here. `from_torch` reproduces torch's
 outputs and gradients or refuses, in one line naming the module, the argument and what is
-supported: for instance non-integer Upsample scale factors, padding modes other than zeros,
-forward hooks, parametrizations, and subclasses with their own forward. `inplace=True`
-activations become out-of-place ones (the same numbers; the input is left unchanged).
+supported: for instance Upsample modes other than 'nearest', forward hooks, parametrizations,
+and subclasses with their own forward. `inplace=True` activations become out-of-place ones (the
+same numbers; the input is left unchanged).
 """
 from __future__ import annotations
 
@@ -72,14 +72,14 @@ def _conv_args(m) -> dict:
 
 _TO_TORCH: dict[type, Callable[[Module], nn.Module]] = {
     conv.Conv2d: lambda m: nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
-                                     groups=m.groups, **_conv_args(m)),
+                                     groups=m.groups, padding_mode=m.padding_mode,
+                                     **_conv_args(m)),
     conv_transpose.ConvTranspose2d: lambda m: nn.ConvTranspose2d(
         m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.output_padding,
-        m.groups, m.bias is not None, m.dilation),
+        m.groups, m.bias is not None, m.dilation, m.padding_mode),
     upsampling.Upsampling: lambda m: TorchUpsampling(m.in_channels, m.out_channels, m.kernel_size,
                                                      m.scale_factor, **_conv_args(m)),
-    upsampling.NearestUpsampling: lambda m: nn.Upsample(scale_factor=m.scale_factor,
-                                                        mode="nearest"),
+    upsampling.NearestUpsampling: lambda m: _upsample_to_torch(m),
     linear.Linear: lambda m: nn.Linear(m.in_features, m.out_features, m.bias is not None),
     activations.ReLU: lambda m: nn.ReLU(),
     activations.LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope),
@@ -102,47 +102,49 @@ def _refuse(t: nn.Module, argument: str, supported: str) -> NoReturn:
                     f"supported; {supported}")
 
 
+def _upsample_to_torch(m: upsampling.NearestUpsampling) -> nn.Module:
+    t = nn.UpsamplingNearest2d(size=m.size, scale_factor=m.scale_factor)
+    t.recompute_scale_factor = m.recompute_scale_factor
+    return t
+
+
 def _upsample_from_torch(t: nn.Upsample) -> Module:
-    if t.mode not in ("nearest", "nearest-exact"):
-        _refuse(t, f"mode={t.mode!r}", "scratchnet.NearestUpsampling is mode='nearest'")
-    if t.size is not None:
-        _refuse(t, f"size={t.size}", "scratchnet.NearestUpsampling takes a whole-number "
-                "scale_factor (int or pair)")
-    sf = t.scale_factor if isinstance(t.scale_factor, tuple) else (t.scale_factor,) * 2
-    if len(sf) != 2 or not all(float(s).is_integer() and s >= 1 for s in sf):
-        _refuse(t, f"scale_factor={t.scale_factor}", "scratchnet.NearestUpsampling takes "
-                "whole-number scale factors ≥ 1 for (N, C, H, W) inputs")
-    return upsampling.NearestUpsampling(tuple(int(s) for s in sf))
-
-
-def _numeric_padding(t: nn.Conv2d) -> tuple[int, int]:
-    """t.padding, with 'valid' as 0 and 'same' as the equal padding on both sides it is when
-    every dilation·(kernel_size − 1) is even."""
-    if t.padding == "valid":
-        return (0, 0)
-    if t.padding != "same":
-        return t.padding
-    total = [d * (k - 1) for k, d in zip(t.kernel_size, t.dilation)]
-    if any(p % 2 for p in total):
-        _refuse(t, f"padding='same' with kernel_size={t.kernel_size}, dilation={t.dilation}",
-                "torch then pads the bottom/right one more and scratchnet.Conv2d pads both "
-                "sides alike: use an odd kernel_size or a numeric padding")
-    return total[0] // 2, total[1] // 2
-
-
-def _from_torch_conv(t: nn.Conv2d) -> Module:
-    if t.padding_mode != "zeros":
-        _refuse(t, f"padding_mode={t.padding_mode!r}", "scratchnet.Conv2d pads with zeros "
-                "(padding_mode='zeros')")
-    return conv.Conv2d(t.in_channels, t.out_channels, t.kernel_size, t.stride,
-                       _numeric_padding(t), t.dilation, t.groups, t.bias is not None)
+    """nn.Upsample or nn.UpsamplingNearest2d in mode 'nearest', with a size or any scale factor
+    (and recompute_scale_factor) → NearestUpsampling, which indexes as torch does; other modes,
+    and what torch's own forward refuses, are refused."""
+    if t.mode != "nearest":
+        _refuse(t, f"mode={t.mode!r}", "scratchnet.NearestUpsampling is mode='nearest' (torch's "
+                "UpsamplingNearest2d), which copies other pixels: use mode='nearest' or keep "
+                "this layer in torch")
+    if t.align_corners is not None:
+        _refuse(t, f"align_corners={t.align_corners}", "torch's mode='nearest' refuses it too: "
+                "leave align_corners=None")
+    if (t.size is None) == (t.scale_factor is None):
+        _refuse(t, f"size={t.size} with scale_factor={t.scale_factor}", "give exactly one of "
+                "them (torch's forward refuses this too)")
+    what, value = ("size", t.size) if t.size is not None else ("scale_factor", t.scale_factor)
+    if isinstance(value, (tuple, list)) and len(value) not in (1, 2):
+        _refuse(t, f"{what}={value}", "scratchnet.NearestUpsampling resizes (N, C, H, W) and "
+                "(N, C, L) inputs: give one value or one per spatial dimension")
+    if t.recompute_scale_factor and t.size is not None:
+        _refuse(t, f"recompute_scale_factor=True with size={t.size}", "torch's forward refuses "
+                "it too: leave recompute_scale_factor=None")
+    try:
+        up = upsampling.NearestUpsampling(size=t.size, scale_factor=t.scale_factor)
+    except (TypeError, ValueError):
+        _refuse(t, f"{what}={value}", "sizes must be whole numbers ≥ 1 and scale factors "
+                "finite and > 0")
+    up.recompute_scale_factor = t.recompute_scale_factor
+    return up
 
 
 _FROM_TORCH: dict[type, Callable[[nn.Module], Module]] = {
-    nn.Conv2d: _from_torch_conv,
+    nn.Conv2d: lambda t: conv.Conv2d(
+        t.in_channels, t.out_channels, t.kernel_size, t.stride, t.padding, t.dilation, t.groups,
+        t.bias is not None, t.padding_mode),
     nn.ConvTranspose2d: lambda t: conv_transpose.ConvTranspose2d(
         t.in_channels, t.out_channels, t.kernel_size, t.stride, t.padding, t.output_padding,
-        t.groups, t.bias is not None, t.dilation),
+        t.groups, t.bias is not None, t.dilation, t.padding_mode),
     TorchUpsampling: lambda t: upsampling.Upsampling(
         t.weight.shape[1], t.weight.shape[0], tuple(t.weight.shape[2:]), t.scale_factor,
         t.stride, t.padding, t.dilation, t.bias is not None),

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from .im2col import Pair, pair, patches
 from .module import Module
-from .validation import expect_grad, expect_input, expect_spatial, shape_str
+from .validation import batched, expect_grad, expect_spatial, shape_str
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -18,15 +18,6 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
-
-
-def batched(module: Module, x: Tensor) -> Tensor:
-    """x: (N, C, H, W) → x, or unbatched (C, H, W) → (1, C, H, W); a ValueError for other ranks."""
-    expect_input(module, x, None)
-    if x.dim() not in (3, 4):
-        raise ValueError(f"{module._short_repr()}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) "
-                         f"input, got input of shape {shape_str(x.shape)}")
-    return x if x.dim() == 4 else x.unsqueeze(0)
 
 
 class MaxPool2d(Module):

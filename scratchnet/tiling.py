@@ -42,6 +42,7 @@ class _Field:
     radius: Fraction
 
     def conv(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> _Field:
+        """padding: before the first pixel (the padding after it changes only the size)."""
         reach = dilation * (kernel - 1) + 1
         grow = max(padding, reach - padding - stride, 0)
         return _Field(self.scale * stride, self.radius + self.scale * grow)
@@ -75,15 +76,23 @@ def _walk(module: Module, fields: tuple[_Field, _Field]) -> tuple[_Field, _Field
             fields, module.scale_factor, module.kernel_size, module.stride, module.padding,
             module.dilation))  # type: ignore[return-value]
     if isinstance(module, NearestUpsampling):
-        return tuple(f.upsample(s) for f, s in zip(fields, module.scale_factor))  # type: ignore
+        factors = module.scale_factor
+        factors = factors if isinstance(factors, tuple) else (factors, factors)
+        if module.size is not None or len(factors) != 2 or \
+                not all(float(s).is_integer() for s in factors):
+            raise ValueError(f"receptive_radius: cannot tell how far {module._short_repr()} "
+                             "looks (only whole-number scale factors are known); give the tile "
+                             "margin yourself")
+        return tuple(f.upsample(int(s)) for f, s in zip(fields, factors))  # type: ignore
     if isinstance(module, ConvTranspose2d):
         return tuple(f.transposed(k, st, p, d) for f, k, st, p, d in zip(
             fields, module.kernel_size, module.stride, module.padding,
             module.dilation))  # type: ignore[return-value]
     if isinstance(module, (Conv2d, MaxPool2d)):
         dilation = getattr(module, "dilation", (1, 1))
+        before = module.pads()[::2] if isinstance(module, Conv2d) else module.padding
         return tuple(f.conv(k, st, p, d) for f, k, st, p, d in zip(
-            fields, module.kernel_size, module.stride, module.padding,
+            fields, module.kernel_size, module.stride, before,
             dilation))  # type: ignore[return-value]
     raise ValueError(f"receptive_radius: cannot tell how far {type(module).__name__} looks; "
                      "give the tile margin yourself")

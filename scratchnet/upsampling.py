@@ -10,6 +10,7 @@ channels are then interleaved into the output pixels.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -21,7 +22,7 @@ from .im2col import Pair, conv_output_size, pair
 from .im2col import shifted_conv, shifted_conv_backward
 ### END FAST PATH
 from .module import Module
-from .validation import expect_grad, expect_input, expect_spatial
+from .validation import expect_grad, expect_input, expect_spatial, shape_str
 
 
 def nearest_upsample(x: Tensor, scale: Pair) -> Tensor:
@@ -42,27 +43,170 @@ def nearest_upsample_backward(grad: Tensor, scale: Pair) -> Tensor:
     ### END SOLUTION
 
 
-class NearestUpsampling(Module):
-    """x: (N, C, H, W) → (N, C, s_h·H, s_w·W); scale_factor: int or (s_h, s_w)."""
+def nearest_source_index(in_size: int, out_size: int,
+                         scale_factor: float | None = None) -> Tensor:
+    """(out_size,) int64: the input index that each output index copies along one axis, by
+    torch's rule for mode='nearest' (ATen's `nearest_idx`): min(⌊o·r⌋, in_size − 1) with
+    r = 1/scale_factor when a scale factor is given, else in_size/out_size, where r and o·r are
+    rounded to float32 as torch computes them (so scale 2.5 reads 1/2.5, not in/out, and
+    whole-number scales 41, 47, 55, … read one pixel early at some block starts). out_size =
+    in_size copies (o) and out_size = 2·in_size halves (o // 2) exactly, whatever the factor."""
+    o = torch.arange(out_size)
+    if out_size == in_size:
+        return o
+    if out_size == 2 * in_size:
+        return o // 2
+    f32 = torch.float32
+    if scale_factor is not None:
+        r = torch.tensor(1.0 / scale_factor, dtype=f32)
+    else:
+        r = torch.tensor(float(in_size), dtype=f32) / torch.tensor(float(out_size), dtype=f32)
+    return (o.to(f32) * r).floor().long().clamp(max=in_size - 1)
 
-    def __init__(self, scale_factor: int | Pair = 2) -> None:
+
+@lru_cache(maxsize=256)
+def nearest_axis(in_size: int, out_size: int,
+                 scale_factor: float | None) -> tuple[Tensor, int | None]:
+    """(`nearest_source_index`, s): s is the whole number with index = o // s (a block repeat,
+    what `nearest_upsample` computes), or None. Cached: do not modify the index tensor."""
+    index = nearest_source_index(in_size, out_size, scale_factor)
+    repeat = out_size // in_size if out_size % in_size == 0 else None
+    if repeat is not None and not torch.equal(index, torch.arange(out_size) // repeat):
+        repeat = None
+    return index, repeat
+
+
+def nearest_resize(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """x: (N, C, H, W) → (N, C, len(rows), len(cols)): y[n, c, i, j] = x[n, c, rows[i], cols[j]]."""
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def nearest_resize_backward(grad: Tensor, input_size: tuple[int, int], rows: Tensor,
+                            cols: Tensor) -> Tensor:
+    """The adjoint of `nearest_resize`: grad (N, C, len(rows), len(cols)) → (N, C, H, W), each
+    output's gradient added onto the input pixel it copied (a pixel copied k times gets k
+    terms, one never copied gets 0)."""
+    n, c, h_out, _ = grad.shape
+    h, w = input_size
+    per_row = grad.new_zeros(n, c, h_out, w).index_add_(3, cols, grad)
+    return grad.new_zeros(n, c, h, w).index_add_(2, rows, per_row)
+
+
+class NearestUpsampling(Module):
+    """torch.nn.UpsamplingNearest2d, i.e. nn.Upsample(mode='nearest'): x: (N, C, H, W) →
+    (N, C, H_out, W_out), each output pixel a copy of one input pixel.
+
+    Give exactly one of `size` ((H_out, W_out), or an int for both) and `scale_factor` (a
+    number or (s_h, s_w): H_out = ⌊H·s_h⌋; a factor of 0 counts as none, as in torch). Output
+    row o copies input row `nearest_source_index(H, H_out, s_h)` (r = 1/s_h, or H/H_out given a
+    size), columns alike. Where that is a whole-number repeat o // s (s = 2, 3, …), forward and
+    backward are the block repeat and block sums of `nearest_upsample` and
+    `nearest_upsample_backward`; otherwise an index gather (`nearest_resize`) whose backward
+    adds each output's gradient onto the pixel it copied. As torch, a 3-D input is a batch of
+    signals (N, C, L), resized along L only: not an unbatched image. Setting the attribute
+    `recompute_scale_factor = True` (as on torch's module) computes the size from the scale
+    factor, then indexes with r = in/out.
+
+    torch's backward always uses this rule, and so does its CPU forward when H_out + W_out ≤ 128
+    or the input is channels-last with C > 3; otherwise (and for 3-D inputs) its forward uses
+    another kernel that differs in rare cases (a scale such as 1.001 that keeps the size, float64
+    rounding): there torch's gradient is not its own forward's derivative, and scratchnet's
+    forward is the one its gradient belongs to.
+    """
+
+    def __init__(self, size: int | tuple[int, ...] | None = None,
+                 scale_factor: float | tuple[float, ...] | None = None) -> None:
         super().__init__()
-        self.scale_factor = pair(scale_factor, "scale_factor")
-        if min(self.scale_factor) < 1:
-            raise ValueError(f"NearestUpsampling: scale_factor {self.scale_factor} must be ≥ 1")
+        self.size = size
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(factor) for factor in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        self.recompute_scale_factor: bool | None = None
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
+        """torch's conditions (which torch checks at the first forward): exactly one of size
+        and scale_factor, one or two values, sizes whole numbers ≥ 1, factors finite and > 0."""
+        name = type(self).__name__
+        if self.size is not None and self.scale_factor is not None:
+            raise ValueError(f"{name}: only one of size or scale_factor should be defined, got "
+                             f"size={self.size!r} and scale_factor={self.scale_factor!r}")
+        if self.size is None and self.scale_factor is None:
+            raise ValueError(f"{name}: either size or scale_factor should be defined")
+        what, value = (("size", self.size) if self.size is not None
+                       else ("scale_factor", self.scale_factor))
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if what == "size" and not all(isinstance(v, int) for v in values):
+            raise TypeError(f"{name}: size must be an int or a pair of ints, got {value!r}")
+        if not 1 <= len(values) <= 2:
+            raise ValueError(f"{name}: {what}={value!r} must be one value or one per spatial "
+                             "dimension (H, W)")
+        if what == "size" and min(values) < 1:
+            raise ValueError(f"{name}: size={value!r} must be ≥ 1")
+        if what == "scale_factor" and not all(0 < v < math.inf for v in values):
+            raise ValueError(f"{name}: scale_factor={value!r} must be finite and > 0")
+
+    def _axes(self, x: Tensor) -> list[tuple[int, int, float | None]]:
+        """(input size, output size, scale factor for `nearest_source_index`) per resized axis
+        of x: H and W, or L for a 3-D input."""
+        spatial = tuple(x.shape[2:])
+        what, value = (("size", self.size) if self.size is not None
+                       else ("scale_factor", self.scale_factor))
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * len(spatial)
+        if len(values) != len(spatial):
+            raise ValueError(f"{self._short_repr()}: {what}={value!r} has {len(values)} values "
+                             f"but input of shape {shape_str(x.shape)} has {len(spatial)} "
+                             "spatial dimension(s) (as in torch, a 3-D input is (N, C, L))")
+        if what == "size":
+            if self.recompute_scale_factor:
+                raise ValueError(f"{self._short_repr()}: recompute_scale_factor is not "
+                                 "meaningful with an explicit size")
+            return [(n, o, None) for n, o in zip(spatial, values)]
+        recompute = bool(self.recompute_scale_factor)
+        return [(n, math.floor(n * f), None if recompute else f) for n, f in zip(spatial, values)]
 
     def forward(self, x: Tensor) -> Tensor:
-        expect_input(self, x, 4)
-        y = nearest_upsample(x, self.scale_factor)
-        self.save_for_backward(output_shape=tuple(y.shape))
+        expect_input(self, x, None)
+        if x.dim() not in (3, 4):
+            raise ValueError(f"{self._short_repr()}: expected a 4-D (N, C, H, W) or 3-D (N, C, L) "
+                             f"input, got input of shape {shape_str(x.shape)}")
+        axes = self._axes(x)
+        if min(n for n, _, _ in axes) < 1 or min(o for _, o, _ in axes) < 1:
+            raise ValueError(f"{self._short_repr()}: input of shape {shape_str(x.shape)} gives "
+                             "an output of size " + "×".join(str(o) for _, o, _ in axes)
+                             + "; input and output sizes must be ≥ 1")
+        xb = x if x.dim() == 4 else x.unsqueeze(2)                # (N, C, L) → (N, C, 1, L)
+        if x.dim() == 3:
+            axes.insert(0, (1, 1, None))
+        (rows, s_h), (cols, s_w) = (nearest_axis(*axis) for axis in axes)
+        if s_h is not None and s_w is not None:                     # a block repeat
+            y = nearest_upsample(xb, (s_h, s_w)) if (s_h, s_w) != (1, 1) else xb.clone()
+            saved = {"scale": (s_h, s_w)}
+        else:
+            rows, cols = rows.to(x.device), cols.to(x.device)
+            y = nearest_resize(xb, rows, cols)
+            saved = {"rows": rows, "cols": cols, "input_size": tuple(xb.shape[2:])}
+        y = y if x.dim() == 4 else y.squeeze(2)
+        self.save_for_backward(output_shape=tuple(y.shape), **saved)
         return y
 
     def backward(self, grad_output: Tensor) -> Tensor:
-        expect_grad(self, grad_output, self.saved["output_shape"])
-        return nearest_upsample_backward(grad_output, self.scale_factor)
+        saved = self.saved
+        expect_grad(self, grad_output, saved["output_shape"])
+        signals = grad_output.dim() == 3                          # (N, C, L): a row of height 1
+        grad = grad_output.unsqueeze(2) if signals else grad_output
+        if "scale" in saved:
+            grad_input = nearest_upsample_backward(grad, saved["scale"])
+        else:
+            grad_input = nearest_resize_backward(grad, saved["input_size"], saved["rows"],
+                                                 saved["cols"])
+        return grad_input.squeeze(2) if signals else grad_input
 
     def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}"
+        info = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None
+                else f"size={self.size!r}")
+        return info + ", mode='nearest'"
 
 
 class PhasePlan:
@@ -113,9 +257,9 @@ def phase_selection(plans: tuple[PhasePlan, PhasePlan], device: torch.device,
 class Upsampling(ConvLayer):
     """Nearest-neighbour upsampling by `scale_factor`, then a Conv2d(in, out, kernel_size, …).
 
-    x: (N, C_in, H, W) → (N, C_out, H_out, W_out) with H_out = conv output size of s·H.
-    weight: (C_out, C_in, kh, kw) and bias: (C_out,) are those of the convolution, so the
-    state_dict keys are `weight` and `bias`.
+    x: (N, C_in, H, W) → (N, C_out, H_out, W_out), or unbatched (C_in, H, W) → (C_out, H_out,
+    W_out), with H_out = conv output size of s·H. weight: (C_out, C_in, kh, kw) and bias:
+    (C_out,) are those of the convolution, so the state_dict keys are `weight` and `bias`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,

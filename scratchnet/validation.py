@@ -3,10 +3,14 @@ and the one checker of image batches that every way in (files, training, `Model`
 widgets) uses."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from .grad_mode import is_grad_enabled
 
 if TYPE_CHECKING:
     from .module import Module
@@ -46,6 +50,54 @@ def expect_grad(module: "Module", grad_output: Tensor, expected: tuple[int, ...]
             f"{module._short_repr()}: grad_output of shape {shape_str(grad_output.shape)} does not "
             f"match the output shape {shape_str(expected)} of the last forward"
         )
+
+
+def batched(module: "Module", x: Tensor) -> Tensor:
+    """x: (N, C, H, W) → x, or unbatched (C, H, W) → (1, C, H, W); a ValueError for other ranks."""
+    expect_input(module, x, None)
+    if x.dim() not in (3, 4):
+        raise ValueError(f"{module._short_repr()}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) "
+                         f"input, got input of shape {shape_str(x.shape)}")
+    return x if x.dim() == 4 else x.unsqueeze(0)
+
+
+LayerMethod = Callable[["Module", Tensor], Tensor]
+
+
+def unbatched_forward(forward: LayerMethod) -> LayerMethod:
+    """A layer's forward(x: (N, C, H, W)) that also takes unbatched x: (C, H, W), as torch's
+    layers do: x gets a batch of one (`batched`), which the output loses again, and the saved
+    context notes it for `unbatched_backward`."""
+    @functools.wraps(forward)
+    def wrapper(self: "Module", x: Tensor) -> Tensor:
+        y = forward(self, batched(self, x))
+        if x.dim() == 4:
+            return y
+        if is_grad_enabled():
+            self.saved["unbatched_output"] = tuple(y.shape[1:])
+        return y[0]
+
+    return wrapper
+
+
+def unbatched_backward(backward: LayerMethod) -> LayerMethod:
+    """The backward of a layer whose forward is `unbatched_forward`: after an unbatched forward,
+    grad_output: (C_out, H_out, W_out) gets a batch of one, which the input gradient loses. The
+    note is hidden while backward runs, so that the backward of a subclass calling its parent's
+    adds the batch dimension once."""
+    @functools.wraps(backward)
+    def wrapper(self: "Module", grad_output: Tensor) -> Tensor:
+        saved = self.saved
+        shape = saved.pop("unbatched_output", None)
+        if shape is None:
+            return backward(self, grad_output)
+        try:
+            expect_grad(self, grad_output, shape)
+            return backward(self, grad_output.unsqueeze(0))[0]
+        finally:
+            saved["unbatched_output"] = shape
+
+    return wrapper
 
 
 def expect_spatial(module: "Module", x: Tensor, out_size: tuple[int, int]) -> None:

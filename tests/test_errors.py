@@ -36,7 +36,8 @@ def test_conv_like_input_checks(name):
     make, label, too_small = SPATIAL[name]
     layer = make()
     assert repr(layer) == label
-    assert_raises(ValueError, lambda: layer(torch.zeros(3, 6, 6)), label, "4-D", "(3, 6, 6)")
+    assert_raises(ValueError, lambda: layer(torch.zeros(6, 6)), label,
+                  "3-D (C, H, W) or 4-D", "(6, 6)")
     assert_raises(ValueError, lambda: layer(torch.zeros(2, 4, 6, 6)), label, "3 channels",
                   "(2, 4, 6, 6)")
     assert_raises(ValueError, lambda: layer(torch.zeros(too_small)), label, "too small",
@@ -51,7 +52,7 @@ GRAD_SHAPES = {
     "ConvTranspose2d": (lambda: sn.ConvTranspose2d(3, 8, 3, stride=2), (2, 3, 4, 5)),
     "Upsampling": (lambda: sn.Upsampling(3, 8, 3, scale_factor=(2, 3)), (2, 3, 4, 5)),
     "Upsampling reference": (lambda: sn.Upsampling(3, 8, 3, stride=2), (2, 3, 4, 5)),
-    "NearestUpsampling": (lambda: sn.NearestUpsampling((1, 2)), (2, 3, 4, 5)),
+    "NearestUpsampling": (lambda: sn.NearestUpsampling(scale_factor=(1, 2)), (2, 3, 4, 5)),
     "MaxPool2d": (lambda: sn.MaxPool2d(2), (2, 3, 4, 6)),
     "Linear": (lambda: sn.Linear(5, 4), (2, 3, 5)),
     "ReLU": (lambda: sn.ReLU(), (2, 3)),
@@ -94,8 +95,8 @@ def test_linear_and_pooling_and_flatten_inputs():
                   "Flatten(start_dim=1, end_dim=-1)", "(5)")
     assert_raises(ValueError, lambda: sn.Flatten(2, 1)(torch.zeros(2, 3, 4)),
                   "Flatten(start_dim=2, end_dim=1)", "(2, 3, 4)")
-    assert_raises(ValueError, lambda: sn.NearestUpsampling()(torch.zeros(2, 3)),
-                  "NearestUpsampling(scale_factor=(2, 2))", "(2, 3)")
+    assert_raises(ValueError, lambda: sn.NearestUpsampling(scale_factor=2)(torch.zeros(2, 3)),
+                  "NearestUpsampling(scale_factor=2.0, mode='nearest')", "(2, 3)")
 
 
 def test_loss_checks():
@@ -151,7 +152,8 @@ def test_constructor_checks():
     assert_raises(ValueError, lambda: sn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2),
                   "ConvTranspose2d", "output_padding (2, 2)")
     assert_raises(ValueError, lambda: sn.Upsampling(2, 2, 3, scale_factor=0), "Upsampling")
-    assert_raises(ValueError, lambda: sn.NearestUpsampling((2, 0)), "NearestUpsampling")
+    assert_raises(ValueError, lambda: sn.NearestUpsampling(scale_factor=(2, 0)),
+                  "NearestUpsampling")
     assert_raises(ValueError, lambda: sn.MaxPool2d(2, padding=2), "MaxPool2d", "padding (2, 2)")
     assert_raises(ValueError, lambda: sn.MSELoss("average"), "MSELoss", "'average'")
     assert_raises(ValueError, lambda: sn.Conv2d(3, 8, (3, 3, 3)), "kernel_size", "(3, 3, 3)")

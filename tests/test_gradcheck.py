@@ -29,7 +29,7 @@ CASES = {
     "Upsampling": (lambda: sn.Upsampling(2, 3, 3, scale_factor=(2, 3), padding=1), X4),
     "Upsampling strided": (lambda: sn.Upsampling(2, 3, 3, stride=2, dilation=(1, 2)), X4),
     "Upsampling reference": (lambda: _reference(sn.Upsampling(2, 3, 3, padding=1)), X4),
-    "NearestUpsampling": (lambda: sn.NearestUpsampling((2, 3)), X4),
+    "NearestUpsampling": (lambda: sn.NearestUpsampling(scale_factor=(2, 3)), X4),
     "ReLU": (lambda: sn.ReLU(), (2, 3, 4)),
     "LeakyReLU": (lambda: sn.LeakyReLU(0.2), (2, 3, 4)),
     "Sigmoid": (lambda: sn.Sigmoid(), (2, 3, 4)),

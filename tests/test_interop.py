@@ -22,7 +22,7 @@ def every_layer() -> sn.Sequential:
         sn.Residual(sn.Sequential(sn.Conv2d(4, 4, 1), sn.Tanh())),
         sn.Concat(sn.Identity(), sn.Sequential(sn.MaxPool2d(3, 1, 1), sn.Sigmoid())),
         sn.ConvTranspose2d(8, 3, 2, stride=2),
-        sn.NearestUpsampling((1, 2)),
+        sn.NearestUpsampling(scale_factor=(1, 2)),
         sn.Upsampling(3, 2, 3, padding=1),
         sn.LeakyReLU(0.1),
         sn.Flatten(),
@@ -93,7 +93,7 @@ def test_loss_and_parameter_free_layers_map_both_ways():
     relu = sn.from_torch(nn.ReLU())
     assert isinstance(relu, sn.ReLU)
     up = sn.from_torch(nn.Upsample(scale_factor=3))
-    assert up.scale_factor == (3, 3)
+    assert up.scale_factor == 3.0 and up.size is None
 
 
 class Custom(sn.Module):
@@ -139,18 +139,12 @@ def half_frozen() -> nn.Module:
 
 
 REFUSED = {
-    "Upsample scale 2.5": (lambda: nn.Upsample(scale_factor=2.5),
-                           ("from_torch: Upsample(scale_factor=2.5, mode='nearest'): "
-                            "scale_factor=2.5 is not supported; scratchnet.NearestUpsampling "
-                            "takes whole-number scale factors ≥ 1")),
-    "Upsample scales (2, 1.5)": (lambda: nn.Upsample(scale_factor=(2, 1.5)),
-                                 "scale_factor=(2.0, 1.5) is not supported"),
-    "Upsample scale 0.5": (lambda: nn.Upsample(scale_factor=0.5), "scale_factor=0.5 is not"),
+    "Upsample nearest-exact": (lambda: nn.Upsample(scale_factor=3, mode="nearest-exact"),
+                               ("from_torch: Upsample(scale_factor=3.0, mode='nearest-exact'): "
+                                "mode='nearest-exact' is not supported; scratchnet."
+                                "NearestUpsampling is mode='nearest'")),
     "Upsample 3-D scales": (lambda: nn.Upsample(scale_factor=(2, 2, 2)),
                             "scale_factor=(2.0, 2.0, 2.0) is not supported"),
-    "Upsample size": (lambda: nn.Upsample(size=(4, 6)),
-                      ("Upsample(size=(4, 6), mode='nearest'): size=(4, 6) is not supported; "
-                       "scratchnet.NearestUpsampling takes a whole-number scale_factor")),
     "Upsample bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear",
                                               align_corners=True),
                           ("mode='bilinear' is not supported; scratchnet.NearestUpsampling is "
@@ -158,12 +152,6 @@ REFUSED = {
     "UpsamplingBilinear2d": (lambda: nn.UpsamplingBilinear2d(scale_factor=2),
                              ("UpsamplingBilinear2d(scale_factor=2.0, mode='bilinear'): "
                               "mode='bilinear'")),
-    "Conv2d reflect": (lambda: nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"),
-                       ("padding_mode='reflect' is not supported; scratchnet.Conv2d pads with "
-                        "zeros (padding_mode='zeros')")),
-    "Conv2d same, even kernel": (lambda: nn.Conv2d(3, 3, (3, 4), padding="same"),
-                                 ("padding='same' with kernel_size=(3, 4), dilation=(1, 1) is not "
-                                  "supported; torch then pads the bottom/right one more")),
     "subclass with its own forward": (lambda: DoubledConv(2, 2, 3),
                                       ("from_torch: DoubledConv overrides Conv2d.forward, which "
                                        "from_torch cannot reproduce")),
@@ -176,8 +164,9 @@ REFUSED = {
                                         "supported; run one forward first")),
     "partly frozen": (half_frozen, ("requires_grad=False on some of its parameters is not "
                                     "supported; scratchnet freezes whole modules")),
-    "inside a Sequential": (lambda: nn.Sequential(nn.ReLU(), nn.Upsample(scale_factor=1.5)),
-                            "Upsample(scale_factor=1.5, mode='nearest'): scale_factor=1.5"),
+    "inside a Sequential": (lambda: nn.Sequential(nn.ReLU(), nn.Upsample(scale_factor=1.5,
+                                                                         mode="bicubic")),
+                            "Upsample(scale_factor=1.5, mode='bicubic'): mode='bicubic'"),
 }
 
 
@@ -201,6 +190,11 @@ def _frozen() -> nn.Module:
 
 
 ACCEPTED = {
+    "Conv2d reflect": (lambda: nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"),
+                       (2, 3, 5, 4)),
+    "Conv2d same, even kernel": (lambda: nn.Conv2d(3, 3, (3, 4), padding="same"), (2, 3, 5, 4)),
+    "Conv2d circular, unbatched": (lambda: nn.Conv2d(3, 2, 3, padding=(1, 2),
+                                                     padding_mode="circular"), (3, 5, 4)),
     "Conv2d same": (lambda: nn.Conv2d(3, 4, (3, 5), padding="same", dilation=(2, 1)),
                     (2, 3, 7, 6)),
     "Conv2d valid": (lambda: nn.Conv2d(3, 2, 2, padding="valid", bias=False), (2, 3, 5, 4)),
@@ -213,8 +207,12 @@ ACCEPTED = {
                                                    dilation=2), (2, 4, 3, 5)),
     "Upsample 2.0": (lambda: nn.Upsample(scale_factor=2.0), (2, 3, 3, 4)),
     "Upsample (1.0, 3.0)": (lambda: nn.Upsample(scale_factor=(1.0, 3.0)), (2, 3, 3, 4)),
-    "Upsample nearest-exact": (lambda: nn.Upsample(scale_factor=3, mode="nearest-exact"),
-                               (2, 3, 3, 4)),
+    "Upsample 2.5": (lambda: nn.Upsample(scale_factor=2.5), (2, 3, 3, 4)),
+    "Upsample (2, 1.5)": (lambda: nn.Upsample(scale_factor=(2, 1.5)), (2, 3, 3, 4)),
+    "Upsample 0.5": (lambda: nn.Upsample(scale_factor=0.5), (2, 3, 5, 4)),
+    "Upsample size": (lambda: nn.Upsample(size=(4, 7)), (2, 3, 3, 5)),
+    "Upsample recompute 1.7": (lambda: nn.Upsample(scale_factor=1.7, recompute_scale_factor=True),
+                               (2, 3, 5, 4)),
     "Upsample recompute": (lambda: nn.Upsample(scale_factor=2, recompute_scale_factor=True),
                            (2, 3, 3, 4)),
     "UpsamplingNearest2d": (lambda: nn.UpsamplingNearest2d(scale_factor=2), (2, 3, 3, 4)),

@@ -103,7 +103,8 @@ def test_upsampling(impl, cfg, data):
 @given(cfg=nearest_upsampling_configs(), data=st.data())
 def test_nearest_upsampling(cfg, data):
     (scale,) = cfg.args
-    compare(sn.NearestUpsampling(scale), nn.Upsample(scale_factor=scale, mode="nearest"),
+    compare(sn.NearestUpsampling(scale_factor=scale),
+            nn.Upsample(scale_factor=scale, mode="nearest"),
             data.draw(tensors(cfg.input_shape), label="x"), data)
 
 
@@ -263,7 +264,7 @@ EMPTY_BATCH = {
     "ConvTranspose2d": (lambda: sn.ConvTranspose2d(4, 6, 3, stride=2, groups=2), (0, 4, 5, 6)),
     "Upsampling": (lambda: sn.Upsampling(3, 4, 3, padding=1), (0, 3, 5, 6)),
     "Upsampling strided": (lambda: sn.Upsampling(3, 4, 3, stride=2), (0, 3, 5, 6)),
-    "NearestUpsampling": (lambda: sn.NearestUpsampling((2, 3)), (0, 3, 5, 6)),
+    "NearestUpsampling": (lambda: sn.NearestUpsampling(scale_factor=(2, 3)), (0, 3, 5, 6)),
     "MaxPool2d": (lambda: sn.MaxPool2d(3, stride=2, padding=1), (0, 3, 5, 6)),
     "Linear": (lambda: sn.Linear(5, 4), (0, 2, 5)),
     "ReLU": (lambda: sn.ReLU(), (0, 5)),

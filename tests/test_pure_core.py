@@ -111,7 +111,7 @@ LAYERS: dict[str, Callable[[], sn.Module]] = {
     "Upsampling": lambda: sn.Upsampling(3, 4, 3, scale_factor=(2, 3), padding=1),
     "Upsampling strided": lambda: sn.Upsampling(3, 4, 3, stride=2),
     "Upsampling reference": lambda: _with_impl(sn.Upsampling(3, 4, 3, padding=1), "reference"),
-    "NearestUpsampling": lambda: sn.NearestUpsampling((2, 1)),
+    "NearestUpsampling": lambda: sn.NearestUpsampling(scale_factor=(2, 1)),
     "ReLU": lambda: sn.ReLU(),
     "LeakyReLU": lambda: sn.LeakyReLU(0.1),
     "Sigmoid": lambda: sn.Sigmoid(),

@@ -20,18 +20,7 @@ COUNTERPARTS = {
 }
 NO_COUNTERPART = {"Module", "Upsampling", "Residual", "Concat"}   # torch.nn has no such layer
 ALIASES = {"MSE": "MSELoss", "TransposeConv2d": "ConvTranspose2d"}
-KNOWN = {
-    "Conv2d": "scratchnet.Conv2d lacks padding_mode='zeros' (torch's 9th parameter, before "
-              "device and dtype)",
-    "ConvTranspose2d": "scratchnet.ConvTranspose2d lacks padding_mode='zeros' (torch's 10th "
-                       "parameter, before device and dtype)",
-    "Identity": "scratchnet.Identity() takes no arguments; torch's Identity(*args, **kwargs) "
-                "accepts and ignores any",
-    "LeakyReLU": "scratchnet.LeakyReLU lacks inplace=False (torch's 2nd parameter)",
-    "NearestUpsampling": "scratchnet.NearestUpsampling(scale_factor=2) vs torch's "
-                         "UpsamplingNearest2d(size=None, scale_factor=None): no size parameter, "
-                         "and scale_factor is the first parameter with default 2, not None",
-}
+KNOWN: dict[str, str] = {}
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 

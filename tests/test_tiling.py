@@ -47,6 +47,24 @@ def test_receptive_radius_is_how_far_a_changed_pixel_reaches(name):
     assert reach == receptive_radius(net)
 
 
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+def test_receptive_radius_of_same_padding_with_even_kernels(mode):
+    """padding='same' with an even kernel pads one more at the bottom/right: an output pixel
+    reads 1 row above and 2 below; the radius is the farthest a changed pixel reaches."""
+    from scratchnet import Conv2d, Sequential
+
+    torch.manual_seed(0)
+    net = Sequential(Conv2d(3, 3, 4, padding="same", padding_mode=mode),
+                     Conv2d(3, 3, (3, 5), padding="same", dilation=2))
+    size, i = 40, 20
+    x = torch.rand(1, 3, size, size)
+    with no_grad():
+        x2 = x.clone()
+        x2[0, :, i, i] += 0.5
+        changed = ((net(x2) - net(x)).abs().amax((0, 1)) > 0).nonzero()
+    assert int((changed - i).abs().max()) == receptive_radius(net) == 6
+
+
 @pytest.mark.parametrize("h, w, tile, multiple, margin", [
     (50, 37, 16, 4, 8), (130, 100, 24, 8, 40), (5, 200, 16, 8, 40), (64, 64, 64, 8, 40),
     (1, 1, 7, 1, 0), (33, 17, 10, 4, 4)])
