@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "  python -m scratchnet evaluate --every 10 --jobs 4          # 100 of 1000 images\n"
                 "  python -m scratchnet evaluate --baselines nlm,tv --max-val 200\n"
                 "  python -m scratchnet evaluate --checkpoint runs/unet.pth --model course\n"
-                "  python -m scratchnet evaluate --val data/poisson/val_data.pkl --no-baselines")
+                "  python -m scratchnet evaluate --val data/poisson/val_data.pkl --no-baselines\n"
+                "  python -m scratchnet evaluate --model unet --ensemble --unclip --no-baselines")
     p.add_argument("--model", action="append", choices=_model_names(), default=None,
                    help="a model with the shipped weights (repeatable; default: all of them "
                         "unless --checkpoint is given)")
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=_cpu_count(), metavar="N",
                    help=f"processes the baselines run in (default: the CPUs, {_cpu_count()}); "
                         "the figures do not depend on it")
+    _enhance_args(p, measure=True)
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_evaluate)
@@ -202,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "examples:\n  python -m scratchnet denoise noisy.png denoised.png\n"
                 "  python -m scratchnet denoise photo.jpg out.png --model unet\n"
                 "  python -m scratchnet denoise photo.jpg out.png --checkpoint runs/unet.pth\n"
-                "  python -m scratchnet denoise big.jpg out.jpg --tile 256 --no-progress")
+                "  python -m scratchnet denoise big.jpg out.jpg --tile 256 --no-progress\n"
+                "  python -m scratchnet denoise noisy.png out.png --ensemble --unclip 25")
     p.add_argument("input", type=Path, help="image file to read (png, jpg, …)")
     p.add_argument("output", type=Path,
                    help="image file to write (.png, .jpg, …: the format follows the suffix); an "
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "N×N, each with a margin of context as wide as the network's receptive "
                         "field (the same result; memory stays under about 1 GB at any size); 0: "
                         "the whole image at once (default 512)")
+    _enhance_args(p, measure=False)
     p.add_argument("--no-progress", action="store_true", help="no progress bar over the tiles")
     p.set_defaults(run=run_denoise)
 
@@ -294,6 +298,7 @@ _seed = _number(int, lambda v: 0 <= v < 2**63, "a seed, an integer ≥ 0")
 _positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number")
 _non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number ≥ 0")
 _fraction = _number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+_noise_level = _number(float, lambda v: 0 < v < 255, "a noise level in (0, 255)")
 
 
 def _baseline_names() -> list[str]:
@@ -326,6 +331,50 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:                                     # not Linux
         return os.cpu_count() or 1
+
+
+def _enhance_args(p: argparse.ArgumentParser, measure: bool) -> None:
+    """--ensemble and --unclip: what Model.predict can add to a network without retraining it."""
+    p.add_argument("--ensemble", action="store_true",
+                   help="average each network's outputs over the 8 flips/90° rotations of the "
+                        "image (8× the time)")
+    if measure:
+        p.add_argument("--unclip", nargs="?", type=_noise_level, const=0.0, default=None,
+                       metavar="SIGMA",
+                       help="undo the bias that uint8 clipping put into the Noise2Noise targets "
+                            "of Gaussian noise of level SIGMA (0..255); without SIGMA it is "
+                            "measured from the noisy pairs of DATA_DIR/train_data.pkl")
+    else:
+        p.add_argument("--unclip", type=_noise_level, default=None, metavar="SIGMA",
+                       help="undo the bias that uint8 clipping put into the Noise2Noise targets "
+                            "of Gaussian noise of level SIGMA (0..255, e.g. 25)")
+
+
+def _unclip_sigma(args: argparse.Namespace) -> float | None:
+    """--unclip's σ on the 0..1 scale: as given, or (0.0 = no value given) measured with
+    pair_noise_sigma from the first 2000 pairs of the training file; None without --unclip."""
+    if args.unclip is None:
+        return None
+    if args.unclip:
+        return args.unclip / 255
+    from .unclip import pair_noise_sigma
+
+    train, _ = _data_files(args, need_train=True)
+    a, b = _load_pairs(train, "--train", 2000)
+    sigma = pair_noise_sigma(a, b)
+    print(f"--unclip: noise level {sigma * 255:.2f} (0..255), measured from {len(a)} noisy "
+          f"pairs of {train}", file=sys.stderr)
+    return sigma
+
+
+def _enhanced(model, args: argparse.Namespace, sigma: float | None) -> str:
+    """The label of `model` with the --ensemble/--unclip options it runs with."""
+    label = str(model)
+    if args.ensemble:
+        label += " + 8× self-ensemble"
+    if sigma is not None:
+        label += f" + unclip (σ={sigma * 255:.1f})"
+    return label
 
 
 def _noise_models() -> tuple[str, ...]:
@@ -590,11 +639,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if "tuned_on" in result:
                 notes += f" (from the first {result['tuned_on']})"
             rows.append((method, result["psnr"], result["images"], result["seconds"], notes))
+    sigma = _unclip_sigma(args)
+    options = [{}]
+    if args.ensemble or sigma is not None:
+        options.append({"ensemble": args.ensemble, "unclip_sigma": sigma})
     for model in models:
-        start = time.perf_counter()
-        denoised = model.predict(noisy)
-        rows.append((str(model), float(psnr(denoised / 255, clean.float() / 255)), len(noisy),
-                     time.perf_counter() - start, ""))
+        for option in options:
+            start = time.perf_counter()
+            denoised = model.predict(noisy, **option)
+            label = _enhanced(model, args, sigma) if option else str(model)
+            rows.append((label, float(psnr(denoised / 255, clean.float() / 255)), len(noisy),
+                         time.perf_counter() - start, ""))
     subset = "" if args.every == 1 else f", every {_ordinal(args.every)} of {total}"
     print(f"{len(noisy)} validation images from {val_path}{subset}\n")
     width = max(len(r[0]) for r in rows)
@@ -627,7 +682,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     image = read_image(args.input)                                   # uint8 (3, H, W)
     h, w = image.shape[1:]
     denoised = model.predict(image[None], tile=args.tile or None,
-                             progress=not args.no_progress)[0]
+                             progress=not args.no_progress, ensemble=args.ensemble,
+                             unclip_sigma=None if args.unclip is None else args.unclip / 255)[0]
     del image
     array = denoised.round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     del denoised

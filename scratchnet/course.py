@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .data.dihedral import dihedral, dihedral_inverse
 from .device import resolve_device
 from .files import atomic_save, atomic_write
 from .grad_mode import no_grad
@@ -23,6 +24,7 @@ from .models import build_model, pad_to_multiple
 from .optim import Adam
 from .tiling import run_tiled, tile_margin
 from .train import History, _fit, load_checkpoint
+from .unclip import unclip
 from .validation import check_image_pair, check_images
 
 PIXELS_PER_BATCH = 1 << 20
@@ -129,7 +131,8 @@ class Model:
         return history
 
     def predict(self, test_input: Tensor, *, tile: int | None = DEFAULT_TILE,
-                progress: bool | None = None) -> Tensor:
+                progress: bool | None = None, ensemble: bool = False,
+                unclip_sigma: float | None = None) -> Tensor:
         """test_input: uint8 or float (N, 3, H, W) in 0..255, of any size →
         denoised float32 (N, 3, H, W) in [0, 255], on test_input's device; computed in
         no_grad(), a bounded number of pixels at a time. Images whose H or W is not a multiple
@@ -140,13 +143,22 @@ class Model:
         tile×tile pixels, each with a margin of context as wide as the network's receptive
         field (`scratchnet.tiling`), so memory stays bounded at any size and the result equals
         the whole image's up to float rounding; tile=None (or 0) denoises each image whole. `progress`
-        (default: the model's) shows a bar over the tiles."""
+        (default: the model's) shows a bar over the tiles.
+
+        ensemble: average the network's outputs over the 8 flips/90° rotations of each image
+        (test-time self-ensemble: 8× the time). unclip_sigma: the Gaussian noise level of the
+        training targets on the 0..1 scale (e.g. 25/255; `scratchnet.unclip.pair_noise_sigma`
+        measures it from noisy pairs): undo the bias that uint8 clipping put into them
+        (`scratchnet.unclip`). Neither changes the weights."""
         check_images(test_input, "Model.predict: test_input", allow_empty=True, finite=True)
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)
                                  or tile < 0):
             raise ValueError(f"Model.predict: tile must be a positive integer, or 0 or None "
                              f"for the whole image, got {tile!r}")
         tile = tile or None
+        if unclip_sigma is not None and not 0 <= unclip_sigma < 1:
+            raise ValueError(f"Model.predict: unclip_sigma is the noise level on the 0..1 scale, "
+                             f"in [0, 1), got {unclip_sigma!r}")
         test_input = test_input.detach()
         n, _, h, w = test_input.shape
         out = torch.empty(test_input.shape, dtype=torch.float32, device=test_input.device)
@@ -156,7 +168,12 @@ class Model:
             return x.to(self.device, torch.float32) / 255
 
         def denoise(x: Tensor) -> Tensor:
-            return self.net(x).clamp(0, 1) * 255
+            if ensemble:
+                y = sum(dihedral_inverse(self.net(dihedral(x, k)), k) for k in range(8)) / 8
+            else:
+                y = self.net(x)
+            y = y.clamp(0, 1)
+            return (y if unclip_sigma is None else unclip(y, unclip_sigma)) * 255
 
         self.net.eval()
         try:

@@ -12,6 +12,13 @@ def dihedral(x: Tensor, k: int) -> Tensor:
     return torch.flip(y, dims=(-1,)) if k >= 4 else y
 
 
+def dihedral_inverse(y: Tensor, k: int) -> Tensor:
+    """The inverse of `dihedral(·, k)`: dihedral_inverse(dihedral(x, k), k) == x."""
+    if k >= 4:
+        y = torch.flip(y, dims=(-1,))
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
+
+
 def random_dihedral(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """x: (N, C, H, W) → each image under its own random transform; when H ≠ W only the four
     that keep the shape (identity, 180°, and the two flips) are drawn. Returns a new tensor."""

@@ -1,0 +1,77 @@
+"""Undo the bias that clipping puts into Noise2Noise targets.
+
+A noisy uint8 image is clip(x + n, 0, 1) (on the 0..1 scale), not x + n. Trained with MSE on such
+targets, a network learns their mean, E[clip(x + n)], which lies above x near black and below it
+near white: where the noise would have gone below 0 it is cut off, and only the upper half of it
+is averaged. For Gaussian noise N(0, σ²), as clip(Y, 0, 1) = max(Y, 0) − max(Y − 1, 0),
+
+    m(x) = E[clip(x + σz, 0, 1)] = P(x) − P(x − 1),   P(μ) = E[max(Y, 0)] = μ·Φ(μ/σ) + σ·φ(μ/σ)
+    for Y ~ N(μ, σ²) (Φ, φ: the standard normal's distribution and density),
+
+and m is strictly increasing on [0, 1] (from m(0) ≈ 0.4σ to m(1) = 1 − m(0)). So the network's
+output y ≈ m(x) is turned back into x by solving m(x) = y: `unclip(y, σ)`. σ can be measured from
+noisy pairs alone (`pair_noise_sigma`), so the correction still needs no clean image.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_STEPS = 32
+
+
+def _positive_part_mean(mu: Tensor, sigma: float) -> Tensor:
+    """E[max(Y, 0)] for Y ~ N(mu, sigma²), elementwise."""
+    a = mu / sigma
+    return mu * torch.special.ndtr(a) + sigma * torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+
+
+def clipped_mean(x: Tensor, sigma: float) -> Tensor:
+    """x: clean values of any shape on the 0..1 scale → E[clip(x + σz, 0, 1)], z ~ N(0, 1)."""
+    if sigma == 0:
+        return x.clamp(0, 1)
+    x = x.to(torch.float64)
+    return _positive_part_mean(x, sigma) - _positive_part_mean(x - 1, sigma)
+
+
+def unclip(y: Tensor, sigma: float) -> Tensor:
+    """y: (…) estimates of E[clip(x + σz, 0, 1)] (a Noise2Noise network's output, 0..1) → the x
+    in [0, 1] with clipped_mean(x, σ) = y, y's dtype; values below m(0) give 0, above m(1) give 1.
+    Solved by bisection (32 halvings of [0, 1]: exact to float32 rounding)."""
+    if not sigma >= 0:
+        raise ValueError(f"unclip: sigma must be ≥ 0, got {sigma}")
+    if sigma == 0:
+        return y.clamp(0, 1)
+    target = y.to(torch.float64)
+    lo, hi = torch.zeros_like(target), torch.ones_like(target)
+    for _ in range(_STEPS):
+        mid = (lo + hi) / 2
+        below = clipped_mean(mid, sigma) < target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    ends = clipped_mean(torch.tensor([0.0, 1.0], dtype=torch.float64, device=y.device), sigma)
+    x = ((lo + hi) / 2).masked_fill_(target <= ends[0], 0).masked_fill_(target >= ends[1], 1)
+    return x.to(y.dtype)
+
+
+def pair_noise_sigma(a: Tensor, b: Tensor) -> float:
+    """a, b: two noisy copies (N, C, H, W) of the same images, uint8 or float in 0..255, with
+    independent Gaussian noise → σ on the 0..1 scale, from var(a − b) = 2σ². Clipping shrinks
+    a − b near black and white, so only pairs whose mean (a + b)/2 lies at least 3σ from both
+    ends count (or the middle fifth of the range, when 3σ leaves less); as a − b is independent
+    of a + b for Gaussian noise, selecting on the mean does not bias the estimate. σ starts as
+    the estimate over all values and is refined three times."""
+    if a.shape != b.shape or a.numel() == 0:
+        raise ValueError(f"pair_noise_sigma: needs two non-empty tensors of one shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = a.to(torch.float64).flatten() / 255, b.to(torch.float64).flatten() / 255
+    diff, mean = a - b, (a + b) / 2
+    sigma = float(diff.std()) / math.sqrt(2)
+    for _ in range(3):
+        margin = min(3 * sigma, 0.4)
+        keep = (mean >= margin) & (mean <= 1 - margin)
+        if keep.sum() < 2:
+            break
+        sigma = float(diff[keep].std()) / math.sqrt(2)
+    return sigma
