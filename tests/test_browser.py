@@ -1,10 +1,13 @@
 """The widgets in a real browser: JupyterLab on localhost, driven by headless Chromium.
 
 Runs tests/assets/widget_demo.ipynb from the Run menu, moves the wipe slider with the keyboard and
-checks that the image the browser shows follows the slider; runs tests/assets/explorer_demo.ipynb,
+checks that the image the browser shows follows the slider; runs a notebook it writes, which
+compares a 1024×768 photograph's stand-in, moves the zoom and centre sliders and checks that the
+image shown is the widget's frame; runs tests/assets/explorer_demo.ipynb,
 moves the convolution explorer's kernel slider and checks that the formula and the picture the
 browser shows are the package's for the new kernel. Screenshots go to artifacts/.
 """
+import inspect
 import io
 import json
 import os
@@ -19,6 +22,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from PIL import Image
@@ -186,7 +190,9 @@ def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
         widget = page.locator(".jp-OutputArea-output .widget-vbox").first
 
         def on_screen() -> bytes:
-            """Screenshot of the image's 256×256 box, at whole-pixel coordinates."""
+            """Screenshot of the image's 256×256 box, at whole-pixel coordinates (scrolled into
+            the notebook panel's view first: the zoom and centre rows push it down)."""
+            image.scroll_into_view_if_needed()
             box = image.bounding_box()
             assert (box["width"], box["height"]) == (256, 256), "image is scaled, not 1:1"
             return page.screenshot(clip={"x": round(box["x"]), "y": round(box["y"]),
@@ -207,6 +213,68 @@ def test_wipe_slider_moves_the_divider_in_jupyterlab(sync_playwright, lab_url):
             assert _divider_columns(png) == _expected_divider(value), key
             assert _divider_columns(on_screen()) == _expected_divider(value), key
         widget.screenshot(path=ARTIFACTS / "browser_widget_after.png")
+
+
+def _photo():
+    """A photograph's stand-in, 1024×768 uint8: (noisy, denoised, clean), each (1, 3, 768, 1024).
+    Self-contained: the zoom test's notebook runs its source, the test calls it."""
+    import torch
+
+    def as_bytes(x):
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 768), torch.linspace(0, 1, 1024), indexing="ij")
+    clean = torch.stack([x, y, 0.5 + 0.3 * torch.sin(40 * x)])[None]
+    noisy = as_bytes(clean + 0.1 * torch.randn(clean.shape, generator=g))
+    denoised = as_bytes(clean + 0.02 * torch.randn(clean.shape, generator=g))
+    return noisy, denoised, as_bytes(clean)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_wipe_zoom_slider_zooms_a_photo_in_jupyterlab(sync_playwright, lab_url, tmp_path):
+    from scratchnet.widgets import compare, to_png
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Zoom demo\n\nWritten by tests/test_browser.py."),
+        nbformat.v4.new_code_cell("from scratchnet.widgets import compare\n\n\n"
+                                  + inspect.getsource(_photo)
+                                  + "\n\nnoisy, denoised, clean = _photo()"),
+        nbformat.v4.new_code_cell("compare(noisy, denoised, clean, size=512)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "root" / "zoom_demo.ipynb")  # lab_url serves tmp_path/root
+    widget = compare(*_photo(), size=512)
+
+    with _widget_page(sync_playwright, lab_url, "zoom_demo.ipynb",
+                      "browser_zoom_failure.png") as (page, image):
+        box = image.bounding_box()
+        assert (round(box["width"]), round(box["height"])) == (512, 384), "not fit, or scaled"
+        src, png = _shown(page, image)
+        np.testing.assert_array_equal(_pixels(png), _pixels(to_png(widget.frame())))
+        shown = [png]
+        zoom = page.locator(".widget-slider", has_text="zoom")
+        centre_x = page.locator(".widget-slider", has_text="x %")
+        for slider, key, control, value in ((zoom, "ArrowRight", widget.zoom, 2),
+                                            (zoom, "End", widget.zoom, 16),
+                                            (centre_x, "Home", widget.x, 0),
+                                            (zoom, "ArrowLeft", widget.zoom, 8)):
+            slider.locator(".noUi-handle").focus()
+            page.keyboard.press(key)
+            page.wait_for_function(NEW_IMAGE_LOADED, arg=[image.element_handle(), src])
+            control.value = value
+            src, png = _shown(page, image)
+            assert png not in shown, f"{key} on {control.description}: the image did not change"
+            shown.append(png)
+            assert _pixels(png).shape == (384, 512, 3), "a display-sized PNG at every zoom"
+            np.testing.assert_array_equal(_pixels(png), _pixels(to_png(widget.frame())),
+                                          err_msg=f"{key} on {control.description}")
+        assert zoom.locator(".widget-readout").inner_text() == "8×"
+        page.locator(".jp-OutputArea-output .widget-vbox").first.screenshot(
+            path=ARTIFACTS / "browser_widget_zoom.png")
 
 
 def _highlight_count(png: bytes) -> int:

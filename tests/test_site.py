@@ -4,8 +4,9 @@ that read offline, without a kernel and without a network.
 Unit tests check the builder's output (contents, navigation, no external URLs, math left for the
 local MathJax, figures, widgets); the browser tests open the site through file:// in headless
 Chromium, follow its links through every page, check that MathJax typeset the math and every
-figure loaded, drive the wipe comparison's offline version and screenshot pages into artifacts/.
-The site is built once per session, from the committed notebooks (nothing is executed).
+figure loaded, drive the wipe comparison's offline version (its zoom on a page of its own, without
+building a site) and screenshot pages into artifacts/. The site is built once per session, from
+the committed notebooks (nothing is executed).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import torch
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from scratchnet.widgets import compare
+from scratchnet.widgets import ZOOMS, compare, render
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -360,7 +361,6 @@ def _expected_frame(page, wipe, position: int) -> np.ndarray:
     left = _data_uri_pixels(wipe.locator(".sn-wipe-left-image").get_attribute("src"))
     right = _data_uri_pixels(wipe.locator(".sn-wipe-right-image").get_attribute("src"))
     as_tensor = [torch.from_numpy(x.copy()).permute(2, 0, 1).float() / 255 for x in (left, right)]
-    from scratchnet.widgets import render
     size = int(wipe.locator(".sn-wipe-frame").bounding_box()["width"])
     frame = render(as_tensor[0], as_tensor[1], position, size)
     return (frame * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -462,3 +462,88 @@ def test_wipe_fallback_draws_the_widgets_frame(tmp_path, browser_page):
     assert page.locator(".sn-wipe-index").nth(1).get_attribute("min") == "8"
     assert all(u.startswith(("file://", "data:")) for u in requests)
     assert json.loads((tmp_path / "site" / "pages.json").read_text())[0]["title"] == "00 · A wipe"
+
+
+def _canvas_drawn(page, wipe) -> None:
+    """Wait until the offline wipe has drawn its current view into its canvas."""
+    page.wait_for_function("el => el.getAttribute('data-drawn') === 'canvas'",
+                           arg=wipe.element_handle())
+
+
+def _expected_view(wipe, size: int) -> np.ndarray:
+    """render() of the page's own images at the page's controls: (H, W, 3) uint8."""
+    left, right = (torch.from_numpy(_data_uri_pixels(wipe.locator(f".sn-wipe-{side}-image")
+                                                     .get_attribute("src")).copy())
+                   .permute(2, 0, 1).float() / 255 for side in ("left", "right"))
+    value = {name: int(wipe.locator(f".sn-wipe-{name}").input_value())
+             for name in ("position", "zoom", "x", "y")}
+    frame = render(left, right, value["position"], size, ZOOMS[value["zoom"]],
+                   (value["x"], value["y"]))
+    return (frame * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _check_view(page, wipe, size: int, tolerance: int, what: str) -> np.ndarray:
+    """The canvas, once drawn, is render()'s frame of the page's images, up to `tolerance`
+    (0 for PNG; JPEG allows for the browser's decoder against PIL's) → the frame shown."""
+    _canvas_drawn(page, wipe)
+    shown, expected = _frame(page, wipe), _expected_view(wipe, size)
+    assert shown.shape == expected.shape, what
+    error = np.abs(shown.astype(int) - expected).max()
+    assert error <= tolerance, f"{what}: off by up to {error}"
+    return shown
+
+
+def _drive_zoom(page, wipe, widget, size: int, tolerance: int) -> None:
+    """Zoom, move the centre and the wipe with the keyboard, then click into the frame; the
+    canvas must follow, and the click must centre the view where widget.recentre does."""
+    before = _check_view(page, wipe, size, tolerance, "zoom 1")
+    assert before.shape == tuple(widget.frame().shape[1:]) + (3,)
+    zoom = wipe.locator(".sn-wipe-zoom")
+    zoom.focus()
+    for key, value in (("ArrowRight", 2), ("ArrowRight", 4), ("End", 16), ("Home", 1),
+                       ("ArrowRight", 2), ("ArrowRight", 4), ("ArrowRight", 8)):
+        page.keyboard.press(key)
+        assert ZOOMS[int(zoom.input_value())] == value, key
+        assert wipe.locator(".sn-wipe-zoom-value").inner_text() == f"{value}×"
+        shown = _check_view(page, wipe, size, tolerance, f"zoom {value}")
+    assert not np.array_equal(before, shown)
+    for name, key in (("x", "End"), ("y", "Home"), ("x", "PageDown"), ("position", "End")):
+        control = wipe.locator(f".sn-wipe-{name}")
+        control.focus()
+        page.keyboard.press(key)
+        assert wipe.locator(f".sn-wipe-{name}-value").inner_text() == control.input_value()
+        _check_view(page, wipe, size, tolerance, f"{name} {key}")
+    widget.zoom.value = ZOOMS[int(zoom.input_value())]
+    widget.x.value, widget.y.value = (int(wipe.locator(f".sn-wipe-{n}").input_value())
+                                      for n in ("x", "y"))
+    widget.recentre(200, 10)
+    wipe.locator(".sn-wipe-frame").click(position={"x": 10.5, "y": 200.5})
+    assert (int(wipe.locator(".sn-wipe-x").input_value()),
+            int(wipe.locator(".sn-wipe-y").input_value())) == (widget.x.value, widget.y.value)
+    _check_view(page, wipe, size, tolerance, "click")
+
+
+@pytest.mark.browser
+def test_offline_wipe_zooms_and_recentres_like_the_widget(tmp_path, browser_page):
+    """static_html of a small series (PNG) and of a photograph (JPEG, scale 3/4) on one page,
+    without building a site: the zoom, x % and y % sliders and a click redraw the canvas with
+    render()'s pixels of the page's images."""
+    g = torch.Generator().manual_seed(1)
+    small = [torch.rand(4, 3, 32, 32, generator=g) for _ in range(3)]
+    y, x = torch.meshgrid(torch.linspace(0, 1, 600), torch.linspace(0, 1, 800), indexing="ij")
+    clean = torch.stack([x, y, 0.5 + 0.3 * torch.sin(40 * x)])[None].clamp(0, 1)
+    photo = [(clean + s * torch.randn(clean.shape, generator=g)).clamp(0, 1) for s in (0.1, 0.02)]
+    cases = [(compare(*small), 256, "png", 0), (compare(*photo, clean, size=600), 600, "jpeg", 3)]
+    path = tmp_path / "wipes.html"
+    path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>wipes</title>'
+                    "</head><body>" + "".join(w.static_html() for w, *_ in cases)
+                    + "</body></html>", encoding="utf-8")
+    page, requests = browser_page
+    page.goto(path.as_uri())
+    for k, (widget, size, kind, tolerance) in enumerate(cases):
+        wipe = page.locator(".sn-wipe").nth(k)
+        assert wipe.locator(".sn-wipe-left-image").get_attribute("src").startswith(
+            f"data:image/{kind};base64,")
+        _drive_zoom(page, wipe, widget, size, tolerance)
+        wipe.screenshot(path=ARTIFACTS / f"site_wipe_zoom_{kind}.png")
+    assert all(u.startswith(("file://", "data:")) for u in requests)
