@@ -39,10 +39,11 @@ def test_shipped_weights_reproduce_the_readme(name, default_validation_set):
     assert round(measured, 2) == readme_psnr(name), f"{name}: {measured:.4f} dB"
 
 
-def test_the_shipped_course_history_is_the_shipped_weights_run(default_validation_set):
-    history = pretrained_history("course")
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_the_shipped_history_is_the_shipped_weights_run(name):
+    history = pretrained_history(name)
     assert history.epochs == len(history.val_psnr) == len(history.seconds) >= 10
     assert history.best_psnr == max(history.val_psnr)
-    assert round(history.best_psnr, 2) == readme_psnr("course")
-    assert f"best epoch {history.best_epoch})" in readme_row("course")
-    assert f"{history.epochs} epochs" in readme_row("course")
+    assert round(history.best_psnr, 2) == readme_psnr(name)
+    assert f"best epoch {history.best_epoch})" in readme_row(name)
+    assert f"{history.epochs} epochs" in readme_row(name)
