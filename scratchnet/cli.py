@@ -352,15 +352,21 @@ def _enhance_args(p: argparse.ArgumentParser, measure: bool) -> None:
 
 def _unclip_sigma(args: argparse.Namespace) -> float | None:
     """--unclip's σ on the 0..1 scale: as given, or (0.0 = no value given) measured with
-    pair_noise_sigma from the first 2000 pairs of the training file; None without --unclip."""
+    pair_noise_sigma from the first 2000 pairs of DATA_DIR's training file, which must exist (it
+    is not built for this); None without --unclip."""
     if args.unclip is None:
         return None
     if args.unclip:
         return args.unclip / 255
+    from .data import TRAIN_FILE, default_data_dir
     from .unclip import pair_noise_sigma
 
-    train, _ = _data_files(args, need_train=True)
-    a, b = _load_pairs(train, "--train", 2000)
+    train = (args.data_dir if args.data_dir is not None else default_data_dir()) / TRAIN_FILE
+    if not train.exists():
+        raise ValueError(f"--unclip without SIGMA measures the noise level from the noisy pairs "
+                         f"of {train}, which does not exist: give the level (--unclip 25) or "
+                         "the folder that holds the training pairs (--data-dir)")
+    a, b = _load_pairs(train, "--data-dir", 2000)
     sigma = pair_noise_sigma(a, b)
     print(f"--unclip: noise level {sigma * 255:.2f} (0..255), measured from {len(a)} noisy "
           f"pairs of {train}", file=sys.stderr)

@@ -172,3 +172,15 @@ def test_denoise_with_ensemble_and_unclip(tmp_path, capsys):
         cli.main(["denoise", str(src), str(dst), "--unclip", "255"])
     assert "argument --unclip: expected a noise level in (0, 255), got 255" in \
         capsys.readouterr().err
+
+
+def test_evaluate_unclip_without_a_level_needs_the_training_pairs(data_dir, tmp_path,  # noqa: F811
+                                                                   capsys):
+    assert cli.main(["evaluate", "--model", "course", "--data-dir", str(tmp_path), "--val",
+                     str(data_dir / "val_data.pkl"), "--no-baselines", "--unclip",
+                     "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"--unclip without SIGMA measures the noise level from the noisy pairs of " \
+           f"{tmp_path / 'train_data.pkl'}, which does not exist: give the level (--unclip 25)" in err
+    assert list(tmp_path.iterdir()) == []                    # nothing built behind the user's back
+
