@@ -182,8 +182,8 @@ def test_shipped_unet_with_ensemble_and_unclip_passes_bm3d_but_not_bm3d_unclippe
     from scratchnet.data import build_default_dataset
     from scratchnet.unclip import pair_noise_sigma, unclip
 
-    (a, b), (noisy, clean) = build_default_dataset(n_train=400, n_val=160)
-    noisy, clean = noisy[::5], clean[::5]                                # 32 crops
+    (a, b), (noisy, clean) = build_default_dataset(n_train=400, n_val=100)
+    noisy, clean = noisy[::5], clean[::5]                                # 20 crops
     sigma = pair_noise_sigma(a, b)
     model = Model("unet", device="cpu", progress=False)
     model.load_pretrained_model()
