@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .metrics import psnr
+from .unclip import unclip
 from .validation import check_image_pair, check_images
 
 if TYPE_CHECKING:
@@ -188,7 +189,8 @@ def _unit(x: Tensor) -> Tensor:
 
 def evaluate_baselines(noisy: Tensor, clean: Tensor, tune_on: int = 200,
                        methods: Iterable[str] = DEFAULT_METHODS, *, jobs: int = 1,
-                       progress: bool = False) -> dict[str, dict]:
+                       progress: bool = False,
+                       unclip_sigma: float | None = None) -> dict[str, dict]:
     """noisy, clean: (N, 3, H, W), uint8 in 0..255 or float in [0, 1] → PSNRs (dB) on all N
     images of the noisy input and of each method with its parameter tuned on the first
     `tune_on` images: {"noisy input": {"psnr"}, "non-local means": {"psnr", "h", "sigma"},
@@ -201,7 +203,8 @@ def evaluate_baselines(noisy: Tensor, clean: Tensor, tune_on: int = 200,
     sigma, NLM's and BM3D's noise level, is measured on the tuning images (the standard
     deviation of noisy − clean); NLM's h is searched as multiples of it, TV's weight on a grid;
     BM3D takes sigma as it is. jobs: worker processes (the results do not depend on it);
-    progress: a bar over the images denoised."""
+    progress: a bar over the images denoised. unclip_sigma (0..1 scale): also score each method's
+    images after `scratchnet.unclip.unclip` with that noise level, as "psnr_unclipped"."""
     check_image_pair(noisy, clean, "evaluate_baselines", names=("noisy", "clean"),
                      channels=None)
     methods = list(methods)
@@ -235,13 +238,17 @@ def evaluate_baselines(noisy: Tensor, clean: Tensor, tune_on: int = 200,
             start = time.perf_counter()
             if method == "nlm":
                 h, _ = tune(nlm, tune_noisy, tune_clean, [r * sigma for r in NLM_H_OVER_SIGMA])
-                entry = {"psnr": float(psnr(nlm(noisy, h), clean)), "h": h, "sigma": sigma}
+                denoised, notes = nlm(noisy, h), {"h": h, "sigma": sigma}
             elif method == "tv":
                 weight, _ = tune(tv, tune_noisy, tune_clean, TV_WEIGHTS)
-                entry = {"psnr": float(psnr(tv(noisy, weight), clean)), "weight": weight}
+                denoised, notes = tv(noisy, weight), {"weight": weight}
             else:
                 denoised = _per_image(noisy, functools.partial(_bm3d_image, sigma=sigma), runner)
-                entry = {"psnr": float(psnr(denoised, clean)), "sigma": sigma}
+                notes = {"sigma": sigma}
+            entry = {"psnr": float(psnr(denoised, clean)), **notes}
+            if unclip_sigma is not None:
+                entry["psnr_unclipped"] = float(psnr(unclip(denoised.clamp(0, 1), unclip_sigma),
+                                                     clean))
             entry.update(images=n, tuned_on=t, seconds=time.perf_counter() - start)
             results[METHODS[method]] = entry
     return results

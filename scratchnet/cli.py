@@ -341,13 +341,18 @@ def _enhance_args(p: argparse.ArgumentParser, measure: bool) -> None:
     if measure:
         p.add_argument("--unclip", nargs="?", type=_noise_level, const=0.0, default=None,
                        metavar="SIGMA",
-                       help="undo the bias that uint8 clipping put into the Noise2Noise targets "
-                            "of Gaussian noise of level SIGMA (0..255); without SIGMA it is "
-                            "measured from the noisy pairs of DATA_DIR/train_data.pkl")
+                       help="undo the bias that clipping to 0..255 puts into the mean of "
+                            "Gaussian noise of level SIGMA (between 0 and 255, exclusive) — "
+                            "for each network and each baseline; without SIGMA it is measured "
+                            "from the noisy pairs of DATA_DIR/train_data.pkl. For Gaussian "
+                            "noise only: on other noise it makes results worse")
     else:
         p.add_argument("--unclip", type=_noise_level, default=None, metavar="SIGMA",
-                       help="undo the bias that uint8 clipping put into the Noise2Noise targets "
-                            "of Gaussian noise of level SIGMA (0..255, e.g. 25)")
+                       help="undo the bias that clipping to 0..255 put into the network's "
+                            "Noise2Noise targets: SIGMA is the Gaussian noise level of its "
+                            "training data (25 for the shipped weights, between 0 and 255). For "
+                            "photos with Gaussian-like noise of about that level; on clean "
+                            "photos or other noise it makes results worse")
 
 
 def _unclip_sigma(args: argparse.Namespace) -> float | None:
@@ -624,6 +629,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from .metrics import psnr
 
+    sigma = _unclip_sigma(args)            # refused before any data is built or denoised
     _, val_path = _data_files(args, need_train=False)
     noisy, clean = _load_pairs(val_path, "--val", args.max_val)
     total = len(noisy)
@@ -638,14 +644,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from .baselines import evaluate_baselines
 
         results = evaluate_baselines(noisy, clean, tune_on=args.tune_on, methods=methods,
-                                     jobs=args.jobs, progress=not args.no_progress)
+                                     jobs=args.jobs, progress=not args.no_progress,
+                                     unclip_sigma=sigma)
         for method, result in results.items():
             notes = ", ".join(f"{k}={v:.4g}" for k, v in result.items()
-                              if k not in ("psnr", "images", "seconds", "tuned_on"))
+                              if k not in ("psnr", "psnr_unclipped", "images", "seconds",
+                                           "tuned_on"))
             if "tuned_on" in result:
                 notes += f" (from the first {result['tuned_on']})"
             rows.append((method, result["psnr"], result["images"], result["seconds"], notes))
-    sigma = _unclip_sigma(args)
+            if "psnr_unclipped" in result:
+                rows.append((f"{method} + unclip (σ={sigma * 255:.1f})", result["psnr_unclipped"],
+                             result["images"], result["seconds"], ""))
     options = [{}]
     if args.ensemble or sigma is not None:
         options.append({"ensemble": args.ensemble, "unclip_sigma": sigma})

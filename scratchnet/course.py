@@ -156,7 +156,10 @@ class Model:
             raise ValueError(f"Model.predict: tile must be a positive integer, or 0 or None "
                              f"for the whole image, got {tile!r}")
         tile = tile or None
-        if unclip_sigma is not None and not 0 <= unclip_sigma < 1:
+        if not isinstance(ensemble, bool):
+            raise TypeError(f"Model.predict: ensemble must be True or False, got {ensemble!r}")
+        if unclip_sigma is not None and (isinstance(unclip_sigma, bool) or not isinstance(
+                unclip_sigma, (int, float)) or not 0 <= unclip_sigma < 1):
             raise ValueError(f"Model.predict: unclip_sigma is the noise level on the 0..1 scale, "
                              f"in [0, 1), got {unclip_sigma!r}")
         test_input = test_input.detach()

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-_STEPS = 32
+_TABLE = (1 << 18) + 1
 
 
 def _positive_part_mean(mu: Tensor, sigma: float) -> Tensor:
@@ -39,19 +39,19 @@ def clipped_mean(x: Tensor, sigma: float) -> Tensor:
 def unclip(y: Tensor, sigma: float) -> Tensor:
     """y: (…) estimates of E[clip(x + σz, 0, 1)] (a Noise2Noise network's output, 0..1) → the x
     in [0, 1] with clipped_mean(x, σ) = y, y's dtype; values below m(0) give 0, above m(1) give 1.
-    Solved by bisection (32 halvings of [0, 1]: exact to float32 rounding)."""
+    m is tabulated on 2¹⁸ + 1 evenly spaced x and inverted by linear interpolation between the
+    two table entries around each y: exact to about 1e-9, in one search per value."""
     if not sigma >= 0:
         raise ValueError(f"unclip: sigma must be ≥ 0, got {sigma}")
     if sigma == 0:
         return y.clamp(0, 1)
-    target = y.to(torch.float64)
-    lo, hi = torch.zeros_like(target), torch.ones_like(target)
-    for _ in range(_STEPS):
-        mid = (lo + hi) / 2
-        below = clipped_mean(mid, sigma) < target
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    ends = clipped_mean(torch.tensor([0.0, 1.0], dtype=torch.float64, device=y.device), sigma)
-    x = ((lo + hi) / 2).masked_fill_(target <= ends[0], 0).masked_fill_(target >= ends[1], 1)
+    grid = torch.linspace(0, 1, _TABLE, dtype=torch.float64, device=y.device)
+    table = clipped_mean(grid, sigma)
+    target = y.to(torch.float64).contiguous()
+    i = torch.searchsorted(table, target).clamp_(1, _TABLE - 1)
+    below, above = table[i - 1], table[i]
+    x = grid[i - 1] + (target - below) / (above - below) * (grid[1] - grid[0])
+    x = x.clamp_(0, 1).masked_fill_(target <= table[0], 0).masked_fill_(target >= table[-1], 1)
     return x.to(y.dtype)
 
 
@@ -62,9 +62,14 @@ def pair_noise_sigma(a: Tensor, b: Tensor) -> float:
     ends count (or the middle fifth of the range, when 3σ leaves less); as a − b is independent
     of a + b for Gaussian noise, selecting on the mean does not bias the estimate. σ starts as
     the estimate over all values and is refined three times."""
-    if a.shape != b.shape or a.numel() == 0:
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.shape != b.shape \
+            or a.numel() == 0:
+        shapes = [tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for t in (a, b)]
         raise ValueError(f"pair_noise_sigma: needs two non-empty tensors of one shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+                         f"{shapes[0]} and {shapes[1]}")
+    if a.is_floating_point() and max(float(a.max()), float(b.max())) <= 1:
+        raise ValueError("pair_noise_sigma: the images look like floats in 0..1; give them in "
+                         "0..255 (uint8 or float), as they are stored")
     a, b = a.to(torch.float64).flatten() / 255, b.to(torch.float64).flatten() / 255
     diff, mean = a - b, (a + b) / 2
     sigma = float(diff.std()) / math.sqrt(2)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from scratchnet import Model, cli
+from scratchnet import psnr as sn_psnr
 from scratchnet.data.dihedral import dihedral, dihedral_inverse
 from scratchnet.grad_mode import no_grad
 from scratchnet.unclip import clipped_mean, pair_noise_sigma, unclip
@@ -73,9 +74,13 @@ def test_pair_noise_sigma_measures_the_noise_from_two_noisy_copies(sigma):
     assert pair_noise_sigma(a, b) == pytest.approx(sigma, rel=0.02)
 
 
-def test_pair_noise_sigma_needs_two_tensors_of_one_shape():
+def test_pair_noise_sigma_needs_two_tensors_of_one_shape_in_0_255():
     with pytest.raises(ValueError, match=r"two non-empty tensors of one shape, got \(2, 3\)"):
         pair_noise_sigma(torch.zeros(2, 3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="got ndarray and"):
+        pair_noise_sigma(np.zeros((2, 3)), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="look like floats in 0..1; give them in 0..255"):
+        pair_noise_sigma(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
 
 
 @pytest.mark.parametrize("k", range(8))
@@ -174,13 +179,42 @@ def test_denoise_with_ensemble_and_unclip(tmp_path, capsys):
         capsys.readouterr().err
 
 
-def test_evaluate_unclip_without_a_level_needs_the_training_pairs(data_dir, tmp_path,  # noqa: F811
-                                                                   capsys):
-    assert cli.main(["evaluate", "--model", "course", "--data-dir", str(tmp_path), "--val",
-                     str(data_dir / "val_data.pkl"), "--no-baselines", "--unclip",
+def test_evaluate_unclip_without_a_level_needs_the_training_pairs(tmp_path, capsys):
+    assert cli.main(["evaluate", "--model", "course", "--data-dir", str(tmp_path), "--unclip",
                      "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert f"--unclip without SIGMA measures the noise level from the noisy pairs of " \
            f"{tmp_path / 'train_data.pkl'}, which does not exist: give the level (--unclip 25)" in err
     assert list(tmp_path.iterdir()) == []                    # nothing built behind the user's back
+
+
+def test_evaluate_unclips_the_baselines_too(data_dir, capsys):  # noqa: F811
+    assert cli.main(["evaluate", "--model", "course", "--data-dir", str(data_dir), "--max-val",
+                     "6", "--tune-on", "3", "--baselines", "tv", "--unclip", "25", "--device",
+                     "cpu", "--no-progress"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert list(rows) == ["noisy input", "total variation", "total variation + unclip (σ=25.0)",
+                          "course (shipped weights)", "course (shipped weights) + unclip (σ=25.0)"]
+    assert rows["total variation + unclip (σ=25.0)"][0] != rows["total variation"][0]
+
+
+def test_evaluate_baselines_scores_the_unclipped_images():
+    from scratchnet.baselines import evaluate_baselines, tv_denoise
+
+    g = torch.Generator().manual_seed(8)
+    clean = torch.randint(0, 256, (4, 3, 16, 16), generator=g, dtype=torch.uint8)
+    clean[:2] //= 8                                                  # dark images
+    noisy = noisy_copy(clean, 25 / 255, 9)
+    result = evaluate_baselines(noisy, clean, tune_on=4, methods=("tv",),
+                                unclip_sigma=25 / 255)["total variation"]
+    denoised = tv_denoise(noisy.float() / 255, result["weight"])
+    expected = sn_psnr(unclip(denoised.clamp(0, 1), 25 / 255), clean.float() / 255)
+    assert result["psnr_unclipped"] == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_predict_checks_the_types_of_its_options(unet):
+    with pytest.raises(TypeError, match="ensemble must be True or False, got 'yes'"):
+        unet.predict(torch.zeros(1, 3, 8, 8), ensemble="yes")
+    with pytest.raises(ValueError, match="unclip_sigma is the noise level"):
+        unet.predict(torch.zeros(1, 3, 8, 8), unclip_sigma="0.1")
 
