@@ -152,6 +152,36 @@ REFUSED = {
     "UpsamplingBilinear2d": (lambda: nn.UpsamplingBilinear2d(scale_factor=2),
                              ("UpsamplingBilinear2d(scale_factor=2.0, mode='bilinear'): "
                               "mode='bilinear'")),
+    "Upsample bilinear, non-integer scale": (
+        lambda: nn.Upsample(scale_factor=2.5, mode="bilinear"),
+        ("from_torch: Upsample(scale_factor=2.5, mode='bilinear'): mode='bilinear' is not "
+         "supported; scratchnet.NearestUpsampling is mode='nearest'")),
+    "Upsample nearest-exact to a size": (
+        lambda: nn.Upsample(size=(4, 6), mode="nearest-exact"),
+        ("Upsample(size=(4, 6), mode='nearest-exact'): mode='nearest-exact' is not "
+         "supported; scratchnet.NearestUpsampling is mode='nearest' (torch's "
+         "UpsamplingNearest2d), which copies other pixels")),
+    "Upsample area": (lambda: nn.Upsample(size=3, mode="area"), "mode='area' is not supported"),
+    "Upsample align_corners": (
+        lambda: nn.Upsample(scale_factor=2, align_corners=True),
+        ("align_corners=True is not supported; torch's mode='nearest' refuses it "
+         "too: leave align_corners=None")),
+    "Upsample neither": (
+        lambda: nn.Upsample(),
+        "size=None with scale_factor=None is not supported; give exactly one of them"),
+    "Upsample both": (lambda: nn.Upsample(size=3, scale_factor=2),
+                      "size=3 with scale_factor=2.0 is not supported"),
+    "Upsample 3-D volume": (
+        lambda: nn.Upsample(scale_factor=(2, 2, 2)),
+        ("scale_factor=(2.0, 2.0, 2.0) is not supported; scratchnet.NearestUpsampling "
+         "resizes (N, C, H, W) and (N, C, L) inputs")),
+    "Upsample recompute with size": (
+        lambda: nn.Upsample(size=4, recompute_scale_factor=True),
+        "recompute_scale_factor=True with size=4 is not supported"),
+    "Upsample negative scale": (
+        lambda: nn.Upsample(scale_factor=-2),
+        ("scale_factor=-2.0 is not supported; sizes must be whole numbers ≥ 1 "
+         "and scale factors finite")),
     "subclass with its own forward": (lambda: DoubledConv(2, 2, 3),
                                       ("from_torch: DoubledConv overrides Conv2d.forward, which "
                                        "from_torch cannot reproduce")),
