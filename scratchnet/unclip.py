@@ -14,6 +14,7 @@ noisy pairs alone (`pair_noise_sigma`), so the correction still needs no clean i
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -36,6 +37,14 @@ def clipped_mean(x: Tensor, sigma: float) -> Tensor:
     return _positive_part_mean(x, sigma) - _positive_part_mean(x - 1, sigma)
 
 
+@functools.lru_cache(maxsize=8)
+def _table(sigma: float, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(x, clipped_mean(x, sigma)) on _TABLE evenly spaced x in [0, 1], float64: built once per
+    noise level and device, as a tiled image calls `unclip` once per tile."""
+    grid = torch.linspace(0, 1, _TABLE, dtype=torch.float64, device=device)
+    return grid, clipped_mean(grid, sigma)
+
+
 def unclip(y: Tensor, sigma: float) -> Tensor:
     """y: (…) estimates of E[clip(x + σz, 0, 1)] (a Noise2Noise network's output, 0..1) → the x
     in [0, 1] with clipped_mean(x, σ) = y, y's dtype; values below m(0) give 0, above m(1) give 1.
@@ -45,8 +54,7 @@ def unclip(y: Tensor, sigma: float) -> Tensor:
         raise ValueError(f"unclip: sigma must be ≥ 0, got {sigma}")
     if sigma == 0:
         return y.clamp(0, 1)
-    grid = torch.linspace(0, 1, _TABLE, dtype=torch.float64, device=y.device)
-    table = clipped_mean(grid, sigma)
+    grid, table = _table(float(sigma), y.device)
     target = y.to(torch.float64).contiguous()
     i = torch.searchsorted(table, target).clamp_(1, _TABLE - 1)
     below, above = table[i - 1], table[i]
