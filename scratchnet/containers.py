@@ -43,6 +43,20 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
+    @property
+    def needs_input_grad(self) -> bool:
+        """The first module's: its input is the chain's (True for an empty chain)."""
+        first = next(iter(self), None)
+        return True if first is None else first.needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        first = next(iter(self), None)
+        if first is None:
+            raise ValueError("Sequential: an empty chain has no first module to skip the input "
+                             "gradient of")
+        first.needs_input_grad = value
+
     def __getitem__(self, index: int | slice) -> "Module":
         modules = list(self._modules.values())
         if isinstance(index, slice):

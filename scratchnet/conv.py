@@ -22,6 +22,7 @@ from .validation import (
 )
 
 ### BEGIN FAST PATH
+from .im2col import windows_overlap
 from .winograd import WinogradSaved, winograd_applies, winograd_backward, winograd_forward
 ### END FAST PATH
 
@@ -35,16 +36,16 @@ def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
     (C_out, C_in·kh·kw) matrix (`weight_matrices`; with groups, one product per group:
     `grouped_matmul`). y may be returned as a permuted view of (N, H_out, W_out, C_out).
     """
-    ### BEGIN FAST PATH
-    if impl == "fast" and winograd_applies(weight, stride, dilation, groups):
-        return winograd_forward(x, weight, bias, padding)
-    if impl == "fast" and groups == 1:
-        return conv2d_forward_channels_last(x, weight, bias, stride, padding, dilation)
-    ### END FAST PATH
     n, _, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
+    ### BEGIN FAST PATH
+    if impl == "fast" and winograd_applies(weight, stride, dilation, groups, n * ho * wo):
+        return winograd_forward(x, weight, bias, padding)
+    if impl == "fast" and groups == 1:
+        return conv2d_forward_channels_last(x, weight, bias, stride, padding, dilation)
+    ### END FAST PATH
     ### BEGIN SOLUTION
     cols = im2col(x, (kh, kw), stride, padding, dilation, impl)
     w_t = weight_matrices(weight, groups).transpose(1, 2)           # (g, C_in/g·kh·kw, C_out/g)
@@ -97,15 +98,51 @@ def conv2d_forward_channels_last(x: Tensor, weight: Tensor, bias: Tensor | None,
 
 def conv2d_backward_channels_last(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...],
                                   weight: Tensor, stride: Pair, padding: Pair, dilation: Pair,
-                                  ) -> tuple[Tensor, Tensor, Tensor]:
-    """The backward of `conv2d_forward_channels_last`."""
+                                  input_grad: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
+    """The backward of `conv2d_forward_channels_last` (dx None, not computed, without
+    `input_grad`). With stride 1 and overlapping windows, dx is itself a stride-1 convolution
+    (`input_gradient_as_convolution`) instead of col2im's kh·kw strided additions."""
     c_out, c_in, kh, kw = weight.shape
     g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)
-    grad_weight = (g.t() @ cols).view(c_out, kh, kw, c_in).permute(0, 3, 1, 2)
-    dcols = g @ weight_matrices(weight, 1, channels_last=True)[0]
-    grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, "fast",
-                        channels_last=True)
-    return grad_input, grad_weight.reshape(weight.shape), g.sum(0)
+    grad_weight = (g.t() @ cols).view(c_out, kh, kw, c_in).permute(0, 3, 1, 2).reshape(
+        weight.shape)
+    if not input_grad:
+        return None, grad_weight, g.sum(0)
+    if stride == (1, 1) and windows_overlap((kh, kw), stride, dilation) and all(
+            p <= d * (k - 1) for p, d, k in zip(padding, dilation, (kh, kw))):
+        grad_input = input_gradient_as_convolution(grad_out, weight, padding, dilation)
+    else:
+        dcols = g @ weight_matrices(weight, 1, channels_last=True)[0]
+        grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, "fast",
+                            channels_last=True)
+    return grad_input, grad_weight, g.sum(0)
+
+
+def input_gradient_as_convolution(grad_out: Tensor, weight: Tensor, padding: Pair,
+                                  dilation: Pair) -> Tensor:
+    """∂L/∂x of a stride-1 convolution, grad_out: (N, C_out, H_out, W_out) → (N, C_in, H, W).
+
+    x[i] meets W[u] in output i − d·u, so ∂L/∂x[i] = Σ_u Wᵀ[u]·g[i − d·u]: the correlation of
+    g, padded by d·(k − 1) − p, with the kernel flipped and its channels swapped. Needs
+    p ≤ d·(k − 1)."""
+    kh, kw = weight.shape[2:]
+    pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
+    flipped = weight.flip(2, 3).transpose(0, 1)
+    return conv2d_forward_channels_last(grad_out, flipped, None, (1, 1), pad, dilation)[0]
+
+
+def conv2d_parameter_grads(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...],
+                           weight: Tensor, stride: Pair, padding: Pair, dilation: Pair,
+                           groups: int) -> tuple[Tensor, Tensor]:
+    """(dW, db) of the fast `conv2d_forward`, without dx: for a layer whose input needs no
+    gradient (`needs_input_grad` False)."""
+    if isinstance(cols, WinogradSaved):
+        return winograd_backward(grad_out, cols, input_shape, padding, input_grad=False)[1:]
+    if groups == 1:
+        return conv2d_backward_channels_last(grad_out, cols, input_shape, weight, stride,
+                                             padding, dilation, input_grad=False)[1:]
+    g = grad_out.permute(0, 2, 3, 1).reshape(-1, weight.shape[0])
+    return grouped_gram(g, cols, groups).reshape(weight.shape), g.sum(0)
 ### END FAST PATH
 
 
@@ -228,9 +265,19 @@ class Conv2d(ConvLayer):
                                pads=pads, padding=padding, output_shape=tuple(y.shape))
         return y
 
-    def backward(self, grad_output: Tensor) -> Tensor:
+    def backward(self, grad_output: Tensor) -> Tensor | None:
         saved = self.saved
         expect_grad(self, grad_output, saved["output_shape"])
+        ### BEGIN FAST PATH
+        if self.impl == "fast" and not self.needs_input_grad:
+            grad_weight, grad_bias = conv2d_parameter_grads(
+                grad_output, saved["cols"], saved["padded_shape"], self.weight, self.stride,
+                saved["padding"], self.dilation, self.groups)
+            self.accumulate_grad("weight", grad_weight)
+            if self.bias is not None:
+                self.accumulate_grad("bias", grad_bias)
+            return None
+        ### END FAST PATH
         grad_padded, grad_weight, grad_bias = conv2d_backward(
             grad_output, saved["cols"], saved["padded_shape"], self.weight, self.stride,
             saved["padding"], self.dilation, self.groups, self.impl)

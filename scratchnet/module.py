@@ -64,7 +64,8 @@ def _check_entry(module: Module, kind: str, name: object, value: object) -> None
 
 def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
     """backward, which then marks the forward's saved tensors as used: a second backward without
-    a new forward is an error, as in torch ("backward through the graph a second time")."""
+    a new forward is an error, as in torch ("backward through the graph a second time"). It
+    returns None when the module's `needs_input_grad` is False."""
     @functools.wraps(backward)
     def wrapper(self: Module, *args: Any, **kwargs: Any) -> Any:
         outermost = not self.__dict__.get("_in_backward", False)
@@ -74,9 +75,11 @@ def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             if outermost:
                 object.__setattr__(self, "_in_backward", False)
-        if outermost and self._ctx is not None:
+        if not outermost:
+            return result
+        if self._ctx is not None:
             object.__setattr__(self, "_ctx", _CONSUMED)
-        return result
+        return result if self.needs_input_grad else None
 
     return wrapper
 
@@ -92,6 +95,10 @@ class Module:
     """
 
     training: bool
+    needs_input_grad: bool = True
+    """False when nothing needs ∂L/∂(input), as for images fed to the first layer (torch skips
+    the gradient of an input that does not require grad): backward then returns None, and the
+    layers that can skip computing it do. `Sequential` passes it on to its first module."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

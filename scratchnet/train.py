@@ -12,7 +12,8 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,8 @@ def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, *, epochs: 
                 raise _diverged(f"the training loss became {loss}", epoch, i + 1, checkpoint,
                                 history)
             optimizer.zero_grad()
-            model.backward(crit.backward())
+            with _images_need_no_grad(model):
+                model.backward(crit.backward())
             optimizer.step()
             loss_sum += loss * len(x)
             bar.update()
@@ -255,6 +257,18 @@ def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, *, epochs: 
                       "lower the learning rate", RuntimeWarning,
                       stacklevel=3)
     return history
+
+
+@contextmanager
+def _images_need_no_grad(model: Module) -> Iterator[None]:
+    """model.needs_input_grad is False inside: its first layer skips ∂L/∂(images), as torch
+    does for inputs that do not require grad; restored on leaving."""
+    needed = model.needs_input_grad
+    model.needs_input_grad = False
+    try:
+        yield
+    finally:
+        model.needs_input_grad = needed
 
 
 def _diverged(what: str, epoch: int, batch: int, checkpoint: str | os.PathLike | None,

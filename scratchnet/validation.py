@@ -93,7 +93,8 @@ def unbatched_backward(backward: LayerMethod) -> LayerMethod:
             return backward(self, grad_output)
         try:
             expect_grad(self, grad_output, shape)
-            return backward(self, grad_output.unsqueeze(0))[0]
+            grad_input = backward(self, grad_output.unsqueeze(0))
+            return None if grad_input is None else grad_input[0]
         finally:
             saved["unbatched_output"] = shape
 

@@ -6,7 +6,10 @@ shapes including non-square and odd sizes, several memory layouts), and what tor
 - shifted_conv: a stride-1 convolution as matrix products of shifted row ranges, no patch matrix
   — against torch's conv2d and autograd;
 - Conv2d and Upsampling (the phase decomposition), impl "fast" against "reference" against torch;
-- Winograd F(2×2, 3×3) for 3×3 stride-1 Conv2d: even and odd output sizes, paddings 0–2;
+- Winograd F(2×2, 3×3) for 3×3 stride-1 Conv2d: even and odd output sizes, paddings 0–2, and
+  the batch size from which it is taken;
+- the channels-last backward's input gradient as a convolution of the output gradient with the
+  flipped kernel (stride 1), through every drawn Conv2d;
 - ReLU's derivative sign(y) against the indicator y > 0; LeakyReLU as max(x, slope·x) with
   derivative max(sign(y), slope), and Sigmoid, against the reference formulas and torch;
 - Adam's torch._foreach_* step against its per-parameter step and torch.optim.Adam;
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -27,6 +31,7 @@ from strategies import adam_kwargs, make_tensor, seeds, tensors
 from torch.testing import assert_close
 
 import scratchnet as sn
+from scratchnet import winograd
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
 from scratchnet.impl import IMPLS
 from scratchnet.models import MODELS, build_model
@@ -204,11 +209,21 @@ def winograd_convs(draw: st.DrawFn) -> tuple[sn.Conv2d, tuple[int, ...]]:
 
 @given(drawn=winograd_convs(), layout=st.sampled_from(LAYOUTS), seed=seeds)
 def test_winograd_conv2d_equals_reference_and_torch(drawn, layout, seed):
+    """With winograd.MIN_ROWS lowered to 1, so that these small batches take it."""
     layer, shape = drawn
     x = make_tensor(shape, seed, layout)
-    layer(x)
-    assert isinstance(layer.saved["cols"], WinogradSaved)
-    assert_fast_reference_torch_agree(layer, x, seed + 1)
+    with mock.patch.object(winograd, "MIN_ROWS", 1):
+        layer(x)
+        assert isinstance(layer.saved["cols"], WinogradSaved)
+        assert_fast_reference_torch_agree(layer, x, seed + 1)
+
+
+@pytest.mark.parametrize("batch, winograd_expected", [(63, False), (64, True)])
+def test_winograd_takes_batches_of_at_least_min_rows_output_pixels(batch, winograd_expected):
+    """4×4 outputs: 16 pixels an image, so MIN_ROWS = 1024 is reached at batch 64."""
+    layer = sn.Conv2d(2, 2, 3, padding=1)
+    layer(torch.randn(batch, 2, 4, 4))
+    assert isinstance(layer.saved["cols"], WinogradSaved) == winograd_expected
 
 
 @pytest.mark.parametrize("layer", [sn.LeakyReLU(0.1), sn.LeakyReLU(0.0), sn.LeakyReLU(1.0),

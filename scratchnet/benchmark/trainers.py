@@ -27,6 +27,7 @@ class ScratchnetTrainer:
 
     def __init__(self, model: Denoiser) -> None:
         self.model = model
+        model.needs_input_grad = False        # as torch's images, which do not require grad
         self.criterion = MSELoss()
         self.optimizer = Adam(model.parameters(), lr=1e-3)
 
