@@ -241,6 +241,26 @@ class PhasePlan:
 def phase_plan(size: int, scale: int, kernel: int, padding: int) -> PhasePlan:
     """PhasePlan(size, scale, kernel, padding), built once per distinct argument tuple."""
     return PhasePlan(size, scale, kernel, padding)
+
+
+def phases_interleaved(z: Tensor, plans: tuple[PhasePlan, PhasePlan]) -> Tensor | None:
+    """z: (N, H_p, W_p, s_h, s_w, C), every phase's output at its own offset → a view of z as
+    (N, H_out/s_h, s_h, W_out/s_w, s_w, C), i.e. the output y (N, H_out, W_out, C) with its
+    pixels in place, so that y is one copy from z and not one per phase. Output row s·i + a is
+    z's row i + offset[a], phase a; when every phase has the same count and offset[a] = offset[0]
+    + a·δ, stepping a moves δ rows and one phase: a stride. None when the plans are not so."""
+    size, stride = [z.shape[0]], [z.stride(0)]
+    start = z.storage_offset()
+    for axis, plan in enumerate(plans):
+        step = plan.offset[1] - plan.offset[0] if plan.scale > 1 else 0
+        if len(set(plan.count)) != 1 or any(o != plan.offset[0] + a * step
+                                            for a, o in enumerate(plan.offset)):
+            return None
+        row, phase = z.stride(1 + axis), z.stride(3 + axis)
+        size += [plan.count[0], plan.scale]
+        stride += [row, row * step + phase]
+        start += plan.offset[0] * row
+    return z.as_strided((*size, z.shape[5]), (*stride, z.stride(5)), start)
 ### END FAST PATH
 
 
@@ -339,8 +359,12 @@ class Upsampling(ConvLayer):
         bias = None if self.bias is None else self.bias.repeat(sh * sw)
         z = shifted_conv(rows, wp, taps, bias, (1, 1)).view(n, hp, wp, sh, sw, self.out_channels)
         y = x.new_empty((n, plans[0].out, plans[1].out, self.out_channels))
-        for a, b, rows_, cols_ in self._phase_slices(plans):
-            y[:, a::sh, b::sw] = z[:, rows_, cols_, a, b]
+        interleaved = phases_interleaved(z, plans)
+        if interleaved is not None:
+            y.view(interleaved.shape).copy_(interleaved)
+        else:
+            for a, b, rows_, cols_ in self._phase_slices(plans):
+                y[:, a::sh, b::sw] = z[:, rows_, cols_, a, b]
         self.save_for_backward(rows=rows, taps=taps, plans=plans, input_shape=tuple(x.shape))
         return y.permute(0, 3, 1, 2)
 
@@ -354,8 +378,12 @@ class Upsampling(ConvLayer):
                                  for p, size in zip(plans, (h, w)))
         grad_z = grad_output.new_zeros((n, hp, wp, sh, sw, c_out))
         grad_cl = grad_output.permute(0, 2, 3, 1)
-        for a, b, rows_, cols_ in self._phase_slices(plans):
-            grad_z[:, rows_, cols_, a, b] = grad_cl[:, a::sh, b::sw]
+        interleaved = phases_interleaved(grad_z, plans)
+        if interleaved is not None:
+            interleaved.copy_(grad_cl.reshape(interleaved.shape))
+        else:
+            for a, b, rows_, cols_ in self._phase_slices(plans):
+                grad_z[:, rows_, cols_, a, b] = grad_cl[:, a::sh, b::sw]
         grad_rows, grad_taps = shifted_conv_backward(
             grad_z.view(-1, sh * sw * c_out), saved["rows"], wp, saved["taps"], (1, 1))
         th, tw = grad_taps.shape[:2]

@@ -35,6 +35,7 @@ from scratchnet import winograd
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
 from scratchnet.impl import IMPLS
 from scratchnet.models import MODELS, build_model
+from scratchnet.upsampling import phase_plan, phases_interleaved
 from scratchnet.winograd import WinogradSaved
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -224,6 +225,28 @@ def test_winograd_takes_batches_of_at_least_min_rows_output_pixels(batch, winogr
     layer = sn.Conv2d(2, 2, 3, padding=1)
     layer(torch.randn(batch, 2, 4, 4))
     assert isinstance(layer.saved["cols"], WinogradSaved) == winograd_expected
+
+
+@pytest.mark.parametrize("size, scale, kernel, padding, one_copy", [
+    ((4, 6), (2, 2), (3, 3), (1, 1), True),         # the models' Upsampling layers
+    ((4, 3), (3, 2), (4, 1), (0, 0), True),         # offsets 0, 0, 0 along H
+    ((5, 4), (2, 2), (2, 3), (0, 1), False),        # along H, phases of 5 and 4 rows
+    ((4, 5), (2, 3), (3, 3), (1, 1), False),        # along W, offsets 0, 1, 1: not a stride
+])
+def test_phases_interleave_in_one_copy_when_their_offsets_are_a_stride(size, scale, kernel,
+                                                                        padding, one_copy):
+    """z's phase outputs, read through `phases_interleaved`, are the output pixels the per-phase
+    slices give; None exactly when the plans do not allow one strided view."""
+    plans = tuple(phase_plan(*args) for args in zip(size, scale, kernel, padding))
+    (ph, pw), n, c = plans, 2, 3
+    hp, wp = (size[0] + ph.pad_before + ph.pad_after, size[1] + pw.pad_before + pw.pad_after)
+    z = torch.randn(n, hp, wp, *scale, c)
+    view = phases_interleaved(z, plans)
+    assert (view is not None) == one_copy
+    if one_copy:
+        y = view.reshape(n, ph.out, pw.out, c)
+        for a, b, rows, cols in sn.Upsampling._phase_slices(plans):
+            assert torch.equal(y[:, a::scale[0], b::scale[1]], z[:, rows, cols, a, b])
 
 
 @pytest.mark.parametrize("layer", [sn.LeakyReLU(0.1), sn.LeakyReLU(0.0), sn.LeakyReLU(1.0),
