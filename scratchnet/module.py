@@ -95,10 +95,6 @@ class Module:
     """
 
     training: bool
-    needs_input_grad: bool = True
-    """False when nothing needs ∂L/∂(input), as for images fed to the first layer (torch skips
-    the gradient of an input that does not require grad): backward then returns None, and the
-    layers that can skip computing it do. `Sequential` passes it on to its first module."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -126,6 +122,20 @@ class Module:
         if "input" in kwargs and "input" not in inspect.signature(self.forward).parameters:
             inputs = (kwargs.pop("input"), *inputs)
         return self.forward(*inputs, **kwargs)
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """False when nothing needs ∂L/∂(input), as for images fed to the first layer (torch skips
+        the gradient of an input that does not require grad): backward then returns None, and
+        the layers that can skip computing it do. `Sequential` passes it on to its first module."""
+        return self.__dict__.get("_needs_input_grad", True)
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"{self._short_repr()}: needs_input_grad must be True or False, got "
+                            f"{value!r}")
+        object.__setattr__(self, "_needs_input_grad", value)
 
     # -- what forward keeps for backward ------------------------------------------------------
     def save_for_backward(self, **tensors: Any) -> None:

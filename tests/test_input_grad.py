@@ -109,6 +109,14 @@ def test_sequential_passes_the_flag_to_its_first_module():
     assert model.backward(torch.ones_like(y)).shape == (2, 3, 4, 4)
 
 
+@pytest.mark.parametrize("module", [sn.Conv2d(1, 1, 1), sn.Sequential(sn.ReLU())],
+                         ids=["Conv2d", "Sequential"])
+def test_needs_input_grad_takes_a_bool(module):
+    with pytest.raises(TypeError, match="needs_input_grad must be True or False, got 'no'"):
+        module.needs_input_grad = "no"
+    assert module.needs_input_grad
+
+
 def test_an_empty_sequential_has_no_first_module_to_skip():
     assert sn.Sequential().needs_input_grad
     with pytest.raises(ValueError, match="empty chain"):
