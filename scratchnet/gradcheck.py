@@ -147,11 +147,15 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
     `constants` are further inputs held fixed (a loss's target: `gradcheck(crit, pred, target)`).
     A forward that returns a tuple is checked on its first output (module docstring).
     The module is copied (and cast to `dtype` unless None), so the caller's module and its
-    `.grad`s are untouched. `tol` defaults to 1e-10 for torch and the accumulation check and
+    `.grad`s are untouched; in the copy every module's `needs_input_grad` is True, as the check
+    needs ∂L/∂x. `tol` defaults to 1e-10 for torch and the accumulation check and
     1e-6 for finite differences in float64, 1e-4 and 1e-2 in float32; the finite-difference
     step `eps` to 1e-6 and 1e-3.
     """
     m = copy.deepcopy(module)
+    for sub in m.modules():
+        if not sub.__dict__.get("_needs_input_grad", True):
+            sub.needs_input_grad = True
     inputs = (x, *constants)
     if dtype is not None:
         m.to(dtype)

@@ -64,8 +64,9 @@ def _check_entry(module: Module, kind: str, name: object, value: object) -> None
 
 def _consuming(backward: Callable[..., Any]) -> Callable[..., Any]:
     """backward, which then marks the forward's saved tensors as used: a second backward without
-    a new forward is an error, as in torch ("backward through the graph a second time"). It
-    returns None when the module's `needs_input_grad` is False."""
+    a new forward is an error, as in torch ("backward through the graph a second time"). When
+    the module's `needs_input_grad` is False, the outermost call returns None; a call from a
+    subclass's backward (`super().backward(g)`) still gets the gradient."""
     @functools.wraps(backward)
     def wrapper(self: Module, *args: Any, **kwargs: Any) -> Any:
         outermost = not self.__dict__.get("_in_backward", False)

@@ -123,13 +123,30 @@ def test_an_empty_sequential_has_no_first_module_to_skip():
         sn.Sequential().needs_input_grad = False
 
 
+class Doubled(sn.LeakyReLU):
+    """A subclass whose backward uses its parent's result."""
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        return 2 * super().backward(grad_output)
+
+
 def test_a_module_calling_its_parents_backward_gets_the_gradient_inside():
-    """LeakyReLU's reference backward is Activation.backward: the inner call still returns the
-    gradient, only the outermost call drops it."""
-    layer = sn.LeakyReLU(-0.5)
+    """The inner call (LeakyReLU's backward, from Doubled's) still returns the gradient; only the
+    outermost call drops it."""
+    layer = Doubled(0.1)
+    y = layer(torch.tensor([[-1.0, 2.0]]))
+    assert torch.equal(layer.backward(torch.ones_like(y)), torch.tensor([[0.2, 2.0]]))
     layer.needs_input_grad = False
-    y = layer(torch.randn(3, 4))
+    y = layer(torch.tensor([[-1.0, 2.0]]))
     assert layer.backward(torch.ones_like(y)) is None
+
+
+def test_gradcheck_checks_the_input_gradient_of_a_module_that_skips_it():
+    net = sn.Sequential(sn.Conv2d(3, 4, 3, padding=1), sn.ReLU())
+    net.needs_input_grad = False
+    report = sn.gradcheck(net, torch.randn(2, 3, 5, 4))
+    assert report.passed and any(row.name == "grad input" for row in report.rows)
+    assert not net.needs_input_grad
 
 
 def test_fit_skips_the_images_gradient_and_restores_the_flag(monkeypatch):
