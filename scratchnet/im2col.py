@@ -64,6 +64,20 @@ def window(x: Tensor, start: Pair, size: Pair) -> Tensor:
     return out
 
 
+def select_pixels(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """x: (…, H, W) → (…, len(rows), len(cols)): y[…, i, j] = x[…, rows[i], cols[j]]."""
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def select_pixels_backward(grad: Tensor, size: Pair, rows: Tensor, cols: Tensor) -> Tensor:
+    """The adjoint of `select_pixels`: grad (…, len(rows), len(cols)) → (…, H, W) = size, each
+    output's gradient added onto the pixel it copied (a pixel copied k times gets k terms, one
+    never copied gets 0)."""
+    h, w = size
+    per_row = grad.new_zeros((*grad.shape[:-1], w)).index_add_(-1, cols, grad)
+    return grad.new_zeros((*grad.shape[:-2], h, w)).index_add_(-2, rows, per_row)
+
+
 def patches(xp: Tensor, out_size: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Tensor:
     """A strided view (N, H_out, W_out, C, kh, kw) of an already padded xp: (N, C, H, W); no copy."""
     n, c = xp.shape[:2]

@@ -4,7 +4,7 @@
 …b c | a b c…). `Conv2d` uses them for its `padding_mode`.
 
 Every padded pixel is zero or a copy of one input pixel, so padding is a gather: rows, then
-columns, each picked by `source_index`. Its adjoint is a scatter-add: the gradient of every
+columns, each picked by `source_index` (`select_pixels`). Its adjoint is a scatter-add: the gradient of every
 pixel of the padded image is added onto the input pixel it copied (a border pixel's onto the
 pixel it mirrors, repeats or wraps), and the gradient of a zero is dropped.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .im2col import window
+from .im2col import select_pixels, select_pixels_backward, window
 from .validation import shape_str
 
 Pads = tuple[int, int, int, int]
@@ -64,9 +64,8 @@ def pad(x: Tensor, pads: Pads, mode: str, where: str = "pad") -> Tensor:
     h, w = x.shape[-2:]
     if mode == "zeros":
         return window(x, (-top, -left), (top + h + bottom, left + w + right))
-    rows = source_index(h, top, bottom, mode, x.device)
-    cols = source_index(w, left, right, mode, x.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
+    return select_pixels(x, source_index(h, top, bottom, mode, x.device),
+                         source_index(w, left, right, mode, x.device))
 
 
 def pad_backward(grad: Tensor, input_shape: tuple[int, ...], pads: Pads, mode: str) -> Tensor:
@@ -79,7 +78,5 @@ def pad_backward(grad: Tensor, input_shape: tuple[int, ...], pads: Pads, mode: s
     h, w = input_shape[-2:]
     if mode == "zeros":
         return window(grad, (top, left), (h, w))
-    rows = source_index(h, top, bottom, mode, grad.device)
-    cols = source_index(w, left, right, mode, grad.device)
-    by_column = grad.new_zeros((*grad.shape[:-1], w)).index_add_(-1, cols, grad)
-    return grad.new_zeros((*grad.shape[:-2], h, w)).index_add_(-2, rows, by_column)
+    return select_pixels_backward(grad, (h, w), source_index(h, top, bottom, mode, grad.device),
+                                  source_index(w, left, right, mode, grad.device))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .conv import ConvLayer, conv2d_backward, conv2d_forward, conv_extra_repr
-from .im2col import Pair, conv_output_size, pair
+from .im2col import Pair, conv_output_size, pair, select_pixels, select_pixels_backward
 ### BEGIN FAST PATH
 from .im2col import shifted_conv, shifted_conv_backward
 ### END FAST PATH
@@ -76,22 +77,6 @@ def nearest_axis(in_size: int, out_size: int,
     return index, repeat
 
 
-def nearest_resize(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """x: (N, C, H, W) → (N, C, len(rows), len(cols)): y[n, c, i, j] = x[n, c, rows[i], cols[j]]."""
-    return x.index_select(2, rows).index_select(3, cols)
-
-
-def nearest_resize_backward(grad: Tensor, input_size: tuple[int, int], rows: Tensor,
-                            cols: Tensor) -> Tensor:
-    """The adjoint of `nearest_resize`: grad (N, C, len(rows), len(cols)) → (N, C, H, W), each
-    output's gradient added onto the input pixel it copied (a pixel copied k times gets k
-    terms, one never copied gets 0)."""
-    n, c, h_out, _ = grad.shape
-    h, w = input_size
-    per_row = grad.new_zeros(n, c, h_out, w).index_add_(3, cols, grad)
-    return grad.new_zeros(n, c, h, w).index_add_(2, rows, per_row)
-
-
 class NearestUpsampling(Module):
     """torch.nn.UpsamplingNearest2d, i.e. nn.Upsample(mode='nearest'): x: (N, C, H, W) →
     (N, C, H_out, W_out), each output pixel a copy of one input pixel.
@@ -101,7 +86,7 @@ class NearestUpsampling(Module):
     row o copies input row `nearest_source_index(H, H_out, s_h)` (r = 1/s_h, or H/H_out given a
     size), columns alike. Where that is a whole-number repeat o // s (s = 2, 3, …), forward and
     backward are the block repeat and block sums of `nearest_upsample` and
-    `nearest_upsample_backward`; otherwise an index gather (`nearest_resize`) whose backward
+    `nearest_upsample_backward`; otherwise an index gather (`select_pixels`) whose backward
     adds each output's gradient onto the pixel it copied. As torch, a 3-D input is a batch of
     signals (N, C, L), resized along L only: not an unbatched image. Setting the attribute
     `recompute_scale_factor = True` (as on torch's module) computes the size from the scale
@@ -134,8 +119,7 @@ class NearestUpsampling(Module):
                              f"size={self.size!r} and scale_factor={self.scale_factor!r}")
         if self.size is None and self.scale_factor is None:
             raise ValueError(f"{name}: either size or scale_factor should be defined")
-        what, value = (("size", self.size) if self.size is not None
-                       else ("scale_factor", self.scale_factor))
+        what, value = self._given()
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         if what == "size" and not all(isinstance(v, int) for v in values):
             raise TypeError(f"{name}: size must be an int or a pair of ints, got {value!r}")
@@ -147,12 +131,15 @@ class NearestUpsampling(Module):
         if what == "scale_factor" and not all(0 < v < math.inf for v in values):
             raise ValueError(f"{name}: scale_factor={value!r} must be finite and > 0")
 
+    def _given(self) -> tuple[str, Any]:
+        """("size", size) or ("scale_factor", scale_factor): the one the layer was built with."""
+        return ("size", self.size) if self.size is not None else ("scale_factor", self.scale_factor)
+
     def _axes(self, x: Tensor) -> list[tuple[int, int, float | None]]:
         """(input size, output size, scale factor for `nearest_source_index`) per resized axis
         of x: H and W, or L for a 3-D input."""
         spatial = tuple(x.shape[2:])
-        what, value = (("size", self.size) if self.size is not None
-                       else ("scale_factor", self.scale_factor))
+        what, value = self._given()
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * len(spatial)
         if len(values) != len(spatial):
             raise ValueError(f"{self._short_repr()}: {what}={value!r} has {len(values)} values "
@@ -185,7 +172,7 @@ class NearestUpsampling(Module):
             saved = {"scale": (s_h, s_w)}
         else:
             rows, cols = rows.to(x.device), cols.to(x.device)
-            y = nearest_resize(xb, rows, cols)
+            y = select_pixels(xb, rows, cols)
             saved = {"rows": rows, "cols": cols, "input_size": tuple(xb.shape[2:])}
         y = y if x.dim() == 4 else y.squeeze(2)
         self.save_for_backward(output_shape=tuple(y.shape), **saved)
@@ -199,8 +186,8 @@ class NearestUpsampling(Module):
         if "scale" in saved:
             grad_input = nearest_upsample_backward(grad, saved["scale"])
         else:
-            grad_input = nearest_resize_backward(grad, saved["input_size"], saved["rows"],
-                                                 saved["cols"])
+            grad_input = select_pixels_backward(grad, saved["input_size"], saved["rows"],
+                                                saved["cols"])
         return grad_input.squeeze(2) if signals else grad_input
 
     def extra_repr(self) -> str:

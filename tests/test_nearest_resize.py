@@ -26,13 +26,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import scratchnet as sn
-from scratchnet.upsampling import (
-    nearest_axis,
-    nearest_resize,
-    nearest_resize_backward,
-    nearest_upsample,
-    nearest_upsample_backward,
-)
+from scratchnet.im2col import select_pixels, select_pixels_backward
+from scratchnet.upsampling import nearest_axis, nearest_upsample, nearest_upsample_backward
 
 factors = st.one_of(st.integers(1, 4),
                     st.sampled_from([0.5, 0.6, 0.7, 1.3, 1.5, 1.7, 2.0, 2.5, 2.7, 3.3]),
@@ -113,10 +108,10 @@ def test_whole_number_scales_take_the_block_path_which_equals_the_gather(s_h, s_
                                                                                     float(s_w))
     assert (r_h, r_w) == (s_h, s_w)
     x = data.draw(tensors((2, 3, h, w)), label="x")
-    assert torch.equal(nearest_upsample(x, (s_h, s_w)), nearest_resize(x, rows, cols))
+    assert torch.equal(nearest_upsample(x, (s_h, s_w)), select_pixels(x, rows, cols))
     g = data.draw(tensors((2, 3, s_h * h, s_w * w)), label="grad")
     assert_close(nearest_upsample_backward(g, (s_h, s_w)),
-                 nearest_resize_backward(g, (h, w), rows, cols), **TOL)
+                 select_pixels_backward(g, (h, w), rows, cols), **TOL)
 
 
 def test_a_scale_factor_indexes_with_its_reciprocal_not_in_over_out():
