@@ -152,14 +152,20 @@ def fit_scale(height: int, width: int, size: int) -> tuple[int, int]:
     return (max(1, size // longer), 1) if longer <= size else (size, longer)
 
 
-def _check_view_args(size: int, zoom: int, centre: tuple[float, float]) -> None:
+def _check_view_args(size: int, zoom: int, centre: tuple[float, float], where: str = "view",
+                     whole: bool = False) -> None:
+    """ValueError, starting with `where`, unless size is a positive int, zoom one of ZOOMS and
+    centre two percents in [0, 100] (ints, not bools, when `whole`: slider values)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"view: size must be a positive int, got {size!r}")
+        raise ValueError(f"{where}: size must be a positive int, got {size!r}")
     if zoom not in ZOOMS:
-        raise ValueError(f"view: zoom must be one of {list(ZOOMS)}, got {zoom!r}")
-    if len(centre) != 2 or not all(isinstance(p, (int, float)) and 0 <= p <= 100
-                                   for p in centre):
-        raise ValueError(f"view: centre must be (x %, y %), each in [0, 100], got {centre!r}")
+        raise ValueError(f"{where}: zoom must be one of {list(ZOOMS)}, got {zoom!r}")
+    kinds = int if whole else (int, float)
+    if len(centre) != 2 or not all(isinstance(p, kinds) and not (whole and isinstance(p, bool))
+                                   and 0 <= p <= 100 for p in centre):
+        what = "ints" if whole else "each"
+        raise ValueError(f"{where}: centre must be (x %, y %), {what} in [0, 100], got "
+                         f"{centre!r}")
 
 
 def view(height: int, width: int, size: int, zoom: int = 1,
@@ -449,14 +455,7 @@ class ImageComparison(widgets.VBox):
         if len(set(shapes.values())) != 1:
             raise ValueError("compare: all images must have one shape, got "
                              + ", ".join(f"{k} {shape_str(s)}" for k, s in shapes.items()))
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"compare: size must be a positive int, got {size!r}")
-        if zoom not in ZOOMS:
-            raise ValueError(f"compare: zoom must be one of {list(ZOOMS)}, got {zoom!r}")
-        if (len(centre) != 2 or not all(isinstance(c, int) and not isinstance(c, bool)
-                                        and 0 <= c <= 100 for c in centre)):
-            raise ValueError(f"compare: centre must be (x %, y %), ints in [0, 100], got "
-                             f"{centre!r}")
+        _check_view_args(size, zoom, centre, "compare", whole=True)
         self.size = size
         self.reference = names[2] if clean is not None else None
         self._labels: dict[int, str] = {}
