@@ -383,9 +383,12 @@ def _enhanced(model, args: argparse.Namespace, sigma: float | None) -> str:
     label = str(model)
     if args.ensemble:
         label += " + 8× self-ensemble"
-    if sigma is not None:
-        label += f" + unclip (σ={sigma * 255:.1f})"
-    return label
+    return label if sigma is None else _with_unclip(label, sigma)
+
+
+def _with_unclip(label: str, sigma: float) -> str:
+    """A result's label, marked as unclipped at noise level sigma (0..1 scale)."""
+    return f"{label} + unclip (σ={sigma * 255:.1f})"
 
 
 def _noise_models() -> tuple[str, ...]:
@@ -654,7 +657,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 notes += f" (from the first {result['tuned_on']})"
             rows.append((method, result["psnr"], result["images"], result["seconds"], notes))
             if "psnr_unclipped" in result:
-                rows.append((f"{method} + unclip (σ={sigma * 255:.1f})", result["psnr_unclipped"],
+                rows.append((_with_unclip(method, sigma), result["psnr_unclipped"],
                              result["images"], result["seconds"], ""))
     options = [{}]
     if args.ensemble or sigma is not None:
