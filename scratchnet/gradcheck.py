@@ -154,7 +154,7 @@ def gradcheck(module: Module, x: Tensor, *constants: Tensor,
     """
     m = copy.deepcopy(module)
     for sub in m.modules():
-        if not sub.__dict__.get("_needs_input_grad", True):
+        if not sub.needs_input_grad:
             sub.needs_input_grad = True
     inputs = (x, *constants)
     if dtype is not None:
