@@ -11,13 +11,16 @@ shapes including non-square and odd sizes, several memory layouts), and what tor
 - the channels-last backward's input gradient as a convolution of the output gradient with the
   flipped kernel (stride 1), through every drawn Conv2d;
 - ReLU's derivative sign(y) against the indicator y > 0; LeakyReLU as max(x, slope·x) with
-  derivative max(sign(y), slope), and Sigmoid, against the reference formulas and torch;
-- Adam's torch._foreach_* step against its per-parameter step and torch.optim.Adam;
+  derivative max(sign(y), slope), or in training as f'(x)·x with f'(x) = max(sign(x), slope)
+  kept for backward, and Sigmoid, against the reference formulas and torch;
+- Adam's torch._foreach_* step against its per-parameter step and torch.optim.Adam, and its
+  flat moment buffers bit for bit against torch.optim.Adam, rebuilt after a load or a move;
 - one whole train step of every shipped model, fast against reference against torch.
 The benchmark that measures these paths runs in its --quick form.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from unittest import mock
@@ -259,6 +262,41 @@ def test_activations_fast_equal_reference_and_torch(layer, layout, seed):
     x = make_tensor((3, 4, 5, 2), seed, layout)
     x.masked_fill_(x.abs() < 0.2, 0)
     assert_fast_reference_torch_agree(layer, x, seed + 1)
+
+
+def identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values, NaN where the other has NaN, and the same sign on every zero."""
+    nan = a.isnan()
+    return (torch.equal(nan, b.isnan()) and torch.equal(a[~nan], b[~nan])
+            and torch.equal(a[~nan].signbit(), b[~nan].signbit()))
+
+
+@pytest.mark.parametrize("slope", [0.1, 0.0, 1.0])
+def test_leaky_relu_training_forward_keeps_only_its_derivative(slope):
+    """In training, forward computes f'(x) = max(sign(x), slope) and y = f'(x)·x, keeps f'(x)
+    alone, and backward multiplies by it; inside no_grad, y = max(x, slope·x). Both equal
+    torch bit for bit, on ±0, ±inf and NaN too, and so does the in-place layer (max(x, 0·x)
+    would make +inf NaN at slope 0)."""
+    x = torch.tensor([[-2.5, -0.0, 0.0, 1e-30, -1e-30, 3.0, float("inf"), -float("inf"),
+                       float("nan")]]).repeat(3, 1)
+    g = torch.randn(x.shape)
+    with torch.enable_grad():
+        xt = x.clone().requires_grad_(True)
+        yt = torch.nn.functional.leaky_relu(xt, slope)
+        yt.backward(g)
+    layer = sn.LeakyReLU(slope)
+    assert identical(layer(x), yt.detach())
+    assert set(layer.saved) == {"slope"}
+    assert identical(layer.backward(g), xt.grad)
+    with sn.no_grad():
+        assert identical(layer(x), yt.detach())
+    in_place = sn.LeakyReLU(slope, inplace=True)
+    for mode in (sn.no_grad, contextlib.nullcontext):
+        z = x.clone()
+        with mode():
+            assert in_place(z) is z
+        assert identical(z, yt.detach())
+    assert identical(in_place.backward(g), xt.grad)
 
 
 @pytest.mark.parametrize("layer, shape", [
