@@ -21,6 +21,7 @@ The benchmark that measures these paths runs in its --quick form.
 from __future__ import annotations
 
 import contextlib
+import copy
 import subprocess
 import sys
 from unittest import mock
@@ -362,6 +363,79 @@ def test_adam_foreach_step_equals_per_parameter_step_and_torch(kwargs, seed):
     assert fast_state.keys() == runs["reference"][1].state_dict()["state"].keys()
     assert [s["step"] for s in fast_state.values()] == \
         [s["step"] for s in runs["reference"][1].state_dict()["state"].values()]
+
+
+def unet_params_and_torch_twins() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The U-Net's 24 float32 parameters, and copies of them that require grad."""
+    torch.manual_seed(0)
+    params = list(build_model("unet").parameters())
+    return params, [p.detach().clone().requires_grad_(True) for p in params]
+
+
+def one_buffer(tensors: list[torch.Tensor]) -> bool:
+    """Whether all these tensors are views of the same memory."""
+    return len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.01}, {"maximize": True},
+                                    {"weight_decay": 0.1, "decoupled_weight_decay": True}],
+                         ids=["plain", "weight decay", "maximize", "AdamW"])
+def test_adam_flat_moments_equal_torch_bit_for_bit(kwargs):
+    """With all step counts equal, a group's moments live in two flat buffers (FlatMoments:
+    each parameter's state tensors are views of one), and every float32 value equals
+    torch.optim.Adam's exactly."""
+    params, twins = unet_params_and_torch_twins()
+    opt = sn.Adam(params, lr=1e-2, **kwargs)
+    opt_t = torch.optim.Adam(twins, lr=1e-2, **kwargs)
+    for step in range(4):
+        for i, (p, q) in enumerate(zip(params, twins)):
+            p.grad = make_tensor(tuple(p.shape), 100 * step + i).float() * 10.0 ** -step
+            q.grad = p.grad.clone()
+        opt.step()
+        with torch.no_grad():
+            opt_t.step()
+        assert all(torch.equal(p, q.detach()) for p, q in zip(params, twins))
+    states = [opt.state[p] for p in params]
+    assert one_buffer([s["exp_avg"] for s in states])
+    assert one_buffer([s["exp_avg_sq"] for s in states])
+    for s, q in zip(states, twins):
+        assert torch.equal(s["exp_avg_sq"], opt_t.state[q]["exp_avg_sq"])
+
+
+def test_adam_flat_moments_follow_load_state_dict_and_to():
+    """A loaded state_dict and a move to float64 give the parameters new state tensors: the next
+    step rebuilds the flat buffers from them, and the run still equals torch's (through the
+    load) and the per-parameter reference path's (through the move, which torch.optim does not
+    follow)."""
+    params, twins = unet_params_and_torch_twins()
+    ref = [p.clone() for p in params]
+    opt, opt_t, opt_ref = (sn.Adam(params, lr=1e-2), torch.optim.Adam(twins, lr=1e-2),
+                           sn.Adam(ref, lr=1e-2))
+    opt_ref.impl = "reference"
+
+    def step(seed: int) -> None:
+        for i, (p, q, r) in enumerate(zip(params, twins, ref)):
+            p.grad = make_tensor(tuple(p.shape), seed + i).to(p.dtype)
+            q.grad, r.grad = p.grad.clone().to(q.dtype), p.grad.clone()
+        opt.step()
+        opt_ref.step()
+        if twins[0].dtype == params[0].dtype:
+            with torch.no_grad():
+                opt_t.step()
+
+    step(0)
+    opt.load_state_dict(copy.deepcopy(opt_ref.state_dict()))
+    for seed in (100, 200):
+        step(seed)
+        assert all(torch.equal(p, q.detach()) for p, q in zip(params, twins))
+    for p in params + ref:
+        p.data = p.data.double()
+    for seed in (300, 400):
+        step(seed)
+        assert all(torch.equal(p, r) for p, r in zip(params, ref))
+    states = [opt.state[p] for p in params]
+    assert states[0]["exp_avg"].dtype == torch.float64
+    assert one_buffer([s["exp_avg"] for s in states])
 
 
 @pytest.mark.parametrize("impl", IMPLS)

