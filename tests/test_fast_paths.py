@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import subprocess
 import sys
 from unittest import mock
@@ -36,6 +37,7 @@ from torch.testing import assert_close
 
 import scratchnet as sn
 from scratchnet import winograd
+from scratchnet.optim import adam as adam_module
 from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
 from scratchnet.impl import IMPLS
 from scratchnet.models import MODELS, build_model
@@ -436,6 +438,65 @@ def test_adam_flat_moments_follow_load_state_dict_and_to():
     states = [opt.state[p] for p in params]
     assert states[0]["exp_avg"].dtype == torch.float64
     assert one_buffer([s["exp_avg"] for s in states])
+
+
+def test_adam_flat_moments_one_per_group_and_released_when_parameters_leave():
+    """Each group keeps its own flat buffers across steps (no rebuild while its parameters and
+    step counts stay), and when a parameter stops getting gradients the rest are rebuilt while
+    its state gets its own memory: the old buffer is neither kept alive nor saved whole with
+    it (the checkpoint stays the size of torch's)."""
+    params, twins = unet_params_and_torch_twins()
+    groups = [{"params": params[:10]}, {"params": params[10:], "lr": 5e-3}]
+    opt = sn.Adam(groups, lr=1e-2)
+    opt_t = torch.optim.Adam([{**g, "params": twins[:10] if i == 0 else twins[10:]}
+                              for i, g in enumerate(groups)], lr=1e-2)
+    builds = mock.patch.object(adam_module, "FlatMoments", wraps=adam_module.FlatMoments)
+    with builds as spy:
+        for step in range(6):
+            for i, (p, q) in enumerate(zip(params, twins)):
+                grad = make_tensor(tuple(p.shape), 10 * step + i).float()
+                p.grad, q.grad = (None, None) if step >= 3 and i == 0 else (grad, grad.clone())
+            opt.step()
+            with torch.no_grad():
+                opt_t.step()
+            assert all(torch.equal(p, q.detach()) for p, q in zip(params, twins))
+    assert spy.call_count == 3                         # two groups, then group 0 without params[0]
+    first = opt.state[params[0]]
+    assert first["exp_avg"].untyped_storage().nbytes() == params[0].numel() * 4
+    assert one_buffer([opt.state[p]["exp_avg"] for p in params[1:10]])
+    sizes = []
+    for state_dict in (opt.state_dict(), opt_t.state_dict()):
+        buffer = io.BytesIO()
+        torch.save(state_dict, buffer)
+        sizes.append(buffer.tell())
+    assert sizes[0] < 1.05 * sizes[1]
+
+
+@pytest.mark.parametrize("case", ["listed twice", "large parameters", "float16"])
+def test_adam_flat_moments_only_where_they_pay_and_agree(case):
+    """No flat buffers for parameters listed twice (their two updates must follow each other),
+    for parameters of FLAT_MAX_MEAN_SIZE values or more on average, or in half precision (where
+    addcdiv rounds once): the per-parameter path runs instead."""
+    torch.manual_seed(0)
+    size = adam_module.FLAT_MAX_MEAN_SIZE if case == "large parameters" else 10
+    params = [torch.randn(size, dtype=torch.float16 if case == "float16" else torch.float32)
+              for _ in range(3)]
+    listed = params + params if case == "listed twice" else params    # equal step counts
+    with pytest.warns(UserWarning) if case == "listed twice" else contextlib.nullcontext():
+        opt = sn.Adam(listed, lr=1e-2)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert not getattr(opt, "_flat", {})
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_leaky_relu_in_half_precision_equals_torch(dtype):
+    """Below float32 the training forward keeps max(x, slope·x): f'(x) as a tensor would round
+    the slope to the half dtype, which torch's kernel does not."""
+    x = torch.randn(64, 64).to(dtype)
+    layer = sn.LeakyReLU(0.01)
+    assert torch.equal(layer(x), F.leaky_relu(x, 0.01))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
