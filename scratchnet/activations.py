@@ -77,10 +77,11 @@ class LeakyReLU(Activation):
 
     ### BEGIN FAST PATH
     def forward(self, x: Tensor) -> Tensor:
-        """With the fast path, not in place and outside `no_grad`: the derivative first, then
-        y = f'(x)·x, and only f'(x) kept, so that backward is one multiplication."""
+        """With the fast path, not in place, outside `no_grad` and in float32 or float64: the
+        derivative first, then y = f'(x)·x, and only f'(x) kept, so that backward is one
+        multiplication. (In half precision f'(x) would round the slope; torch's does not.)"""
         if not (self._fast() and not self.inplace and is_grad_enabled()
-                and isinstance(x, Tensor)):
+                and isinstance(x, Tensor) and x.dtype in (torch.float32, torch.float64)):
             return super().forward(x)
         slope = self._slopes(x)
         self.save_for_backward(slope=slope)
