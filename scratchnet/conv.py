@@ -191,6 +191,15 @@ class ConvLayer(Module):
         self.register_parameter("bias", torch.empty(self.out_channels, **factory) if bias else None)
         reset_parameters(self.weight, self.bias)
 
+    def _accumulate(self, grad_input: Tensor | None, grad_weight: Tensor,
+                    grad_bias: Tensor) -> Tensor | None:
+        """Add grad_weight (and grad_bias, with a bias) to the parameters' gradients; returns
+        grad_input."""
+        self.accumulate_grad("weight", grad_weight)
+        if self.bias is not None:
+            self.accumulate_grad("bias", grad_bias)
+        return grad_input
+
 
 class Conv2d(ConvLayer):
     """2-D convolution with torch.nn.Conv2d's signature, parameters and initialisation.
@@ -273,13 +282,9 @@ class Conv2d(ConvLayer):
         expect_grad(self, grad_output, saved["output_shape"])
         ### BEGIN FAST PATH
         if self.impl == "fast" and not self.needs_input_grad:
-            grad_weight, grad_bias = conv2d_parameter_grads(
+            return self._accumulate(None, *conv2d_parameter_grads(
                 grad_output, saved["cols"], saved["padded_shape"], self.weight, self.stride,
-                saved["padding"], self.dilation, self.groups)
-            self.accumulate_grad("weight", grad_weight)
-            if self.bias is not None:
-                self.accumulate_grad("bias", grad_bias)
-            return None
+                saved["padding"], self.dilation, self.groups))
         ### END FAST PATH
         grad_padded, grad_weight, grad_bias = conv2d_backward(
             grad_output, saved["cols"], saved["padded_shape"], self.weight, self.stride,

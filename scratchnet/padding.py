@@ -4,9 +4,9 @@
 …b c | a b c…). `Conv2d` uses them for its `padding_mode`.
 
 Every padded pixel is zero or a copy of one input pixel, so padding is a gather: rows, then
-columns, each picked by `source_index` (`select_pixels`). Its adjoint is a scatter-add: the gradient of every
-pixel of the padded image is added onto the input pixel it copied (a border pixel's onto the
-pixel it mirrors, repeats or wraps), and the gradient of a zero is dropped.
+columns, each picked by `source_index` (`select_pixels`). Its adjoint is a scatter-add: the
+gradient of every pixel of the padded image is added onto the input pixel it copied (a border
+pixel's onto the pixel it mirrors, repeats or wraps), and the gradient of a zero is dropped.
 """
 from __future__ import annotations
 

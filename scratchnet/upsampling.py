@@ -310,12 +310,6 @@ class Upsampling(ConvLayer):
         return self._accumulate(nearest_upsample_backward(grad_up, self.scale_factor),
                                 grad_weight, grad_bias)
 
-    def _accumulate(self, grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor) -> Tensor:
-        self.accumulate_grad("weight", grad_weight)
-        if self.bias is not None:
-            self.accumulate_grad("bias", grad_bias)
-        return grad_input
-
     def phase_taps(self, plans: tuple[PhasePlan, PhasePlan]) -> Tensor:
         """(t_h, t_w, C_in, s_h·s_w·C_out): the summed kernels of all output phases (a, b),
         taps[t, u, c, (a, b, o)] = Σ_{k,l} select_h[a, t, k]·select_w[b, u, l]·weight[o, c, k, l]."""
