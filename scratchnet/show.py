@@ -23,15 +23,17 @@ def qualified_name(obj: Any) -> str:
 def source_markdown(obj: Any) -> str:
     """Markdown for a class, function, method or property: its qualified name, then its source
     as a fenced Python block (the fence is longer than any run of backticks in the code). The
-    coursework's region marker lines are left out (`coursework.regions.strip_markers`)."""
-    from .coursework.regions import strip_markers
+    code is what the student edition holds: FAST PATH regions left out, the other region marker
+    lines dropped (`coursework.regions.reference_source`)."""
+    from .coursework.regions import reference_source
 
     if isinstance(obj, property):
         obj = obj.fget
     try:
-        code = textwrap.dedent(strip_markers(inspect.getsource(obj))).rstrip()
+        source = inspect.getsource(obj)
     except (TypeError, OSError) as error:
         raise TypeError(f"show_source: no Python source for {obj!r} ({error})") from None
+    code = textwrap.dedent(reference_source(source, qualified_name(obj))).rstrip()
     longest = max((len(run) for run in re.findall("`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"`{qualified_name(obj)}`\n\n{fence}python\n{code}\n{fence}"

@@ -40,3 +40,13 @@ def test_prints_outside_ipython(capsys):
     show_source(sn.Sequential.backward)
     out = capsys.readouterr().out
     assert "for module in reversed(list(self)):" in out
+
+
+def test_fast_paths_are_left_out_as_in_the_student_edition():
+    """A lesson shows the reference code a student writes: no FAST PATH region, no marker."""
+    for obj in (sn.Sigmoid.function, sn.Conv2d.backward, sn.LeakyReLU, sn.Upsampling.forward):
+        text = source_markdown(obj)
+        assert "impl == \"fast\"" not in text and "FAST PATH" not in text and "SOLUTION" not in text
+    sigmoid = source_markdown(sn.Sigmoid.function)
+    assert "torch.sigmoid" not in sigmoid and "torch.exp(-x.abs())" in sigmoid
+    assert "conv2d_parameter_grads" not in source_markdown(sn.Conv2d.backward)

@@ -5,7 +5,9 @@ The package marks what a student writes with a pair of comment lines, each alone
 student edition drops. In notebook cells nbgrader's own rules apply: a line *containing*
 `BEGIN SOLUTION` opens a solution region, one containing `BEGIN HIDDEN TESTS` a hidden-test region.
 
-- `strip_markers(text)`: the marker lines removed, the code between kept (`show_source` uses it);
+- `strip_markers(text)`: the marker lines removed, the code between kept;
+- `reference_source(text)`: FAST PATH regions removed and the other marker lines dropped: the code
+  as the student edition has it, solutions kept (`show_source` uses it);
 - `find_regions(text, name)`: the marked regions of a `.py` file, or a `MarkerError` (a ValueError
   naming the file and line) for a nested, unbalanced or misspelled marker;
 - `blank_python(text, name, claims, blank)`: the student edition of one package file;
@@ -68,6 +70,13 @@ def strip_markers(text: str) -> str:
     lines = text.split("\n")
     kept = [line for line in lines if marker(line) is None]
     return text if len(kept) == len(lines) else "\n".join(kept)
+
+
+def reference_source(text: str, name: str = "<text>") -> str:
+    """`text` without its FAST PATH regions (marker lines included) and without the marker lines
+    of its other regions: the reference code, as the student edition holds it with solutions."""
+    regions = [r for r in find_regions(text, name) if r.kind == FAST_PATH]
+    return strip_markers(replace_regions(text, regions, lambda region, body: []))
 
 
 def find_regions(text: str, name: str = "<text>") -> list[Region]:
