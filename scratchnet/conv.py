@@ -22,7 +22,7 @@ from .validation import (
 )
 
 ### BEGIN FAST PATH
-from .im2col import windows_overlap
+from .im2col import col2im_strided, im2col_strided, windows_overlap
 from .winograd import WinogradSaved, winograd_applies, winograd_backward, winograd_forward
 ### END FAST PATH
 
@@ -90,9 +90,8 @@ def conv2d_forward_channels_last(x: Tensor, weight: Tensor, bias: Tensor | None,
     c_out, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    cols = im2col(x, (kh, kw), stride, padding, dilation, "fast", channels_last=True)
-    w_t = weight_matrices(weight, 1, channels_last=True).transpose(1, 2)
-    out = grouped_matmul(cols, w_t, 1, bias)
+    cols = im2col_strided(x, (kh, kw), stride, padding, dilation, channels_last=True)
+    out = grouped_matmul(cols, weight_matrix_channels_last(weight).t().unsqueeze(0), 1, bias)
     return out.view(n, ho, wo, c_out).permute(0, 3, 1, 2), cols
 
 
@@ -113,9 +112,9 @@ def conv2d_backward_channels_last(grad_out: Tensor, cols: Tensor, input_shape: t
             p <= d * (k - 1) for p, d, k in zip(padding, dilation, (kh, kw))):
         grad_input = input_gradient_as_convolution(grad_out, weight, padding, dilation)
     else:
-        dcols = g @ weight_matrices(weight, 1, channels_last=True)[0]
-        grad_input = col2im(dcols, input_shape, (kh, kw), stride, padding, dilation, "fast",
-                            channels_last=True)
+        dcols = g @ weight_matrix_channels_last(weight)
+        grad_input = col2im_strided(dcols, input_shape, (kh, kw), stride, padding, dilation,
+                                    channels_last=True)
     return grad_input, grad_weight, g.sum(0)
 
 
@@ -130,6 +129,12 @@ def input_gradient_as_convolution(grad_out: Tensor, weight: Tensor, padding: Pai
     pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
     flipped = weight.flip(2, 3).transpose(0, 1)
     return conv2d_forward_channels_last(grad_out, flipped, None, (1, 1), pad, dilation)[0]
+
+
+def weight_matrix_channels_last(weight: Tensor) -> Tensor:
+    """weight: (C_out, C_in, kh, kw) → (C_out, kh·kw·C_in), columns in `im2col_strided`'s
+    channels-last order (kh, kw, C_in)."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def conv2d_parameter_grads(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...],
@@ -147,11 +152,9 @@ def conv2d_parameter_grads(grad_out: Tensor, cols: Tensor, input_shape: tuple[in
 ### END FAST PATH
 
 
-def weight_matrices(weight: Tensor, groups: int, channels_last: bool = False) -> Tensor:
-    """weight: (C_out, C_in/g, kh, kw) → (g, C_out/g, C_in/g·kh·kw), columns in im2col's order:
-    (C_in, kh, kw), or (kh, kw, C_in) when `channels_last`."""
-    if channels_last:
-        weight = weight.permute(0, 2, 3, 1)
+def weight_matrices(weight: Tensor, groups: int) -> Tensor:
+    """weight: (C_out, C_in/g, kh, kw) → (g, C_out/g, C_in/g·kh·kw), columns in im2col's order
+    (C_in, kh, kw)."""
     return weight.reshape(groups, weight.shape[0] // groups, -1)
 
 

@@ -151,73 +151,79 @@ def fold(cols: Tensor, output_size: Pair, kernel: Pair, stride: Pair, padding: P
 
 
 def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           impl: str = "fast", channels_last: bool = False) -> Tensor:
+           impl: str = "fast") -> Tensor:
     """x: (N, C, H, W) → cols: (N·H_out·W_out, C·kh·kw), each row ordered (C, kh, kw): `unfold`
-    with one row per output pixel.
-
-    With `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the
-    copy then moves runs of kw·C contiguous values, not runs of kw.
-    """
+    with one row per output pixel."""
     check_impl(impl)
-    n, c, h, w = x.shape
-    kh, kw = kernel
     ### BEGIN FAST PATH
     if impl == "fast":
-        out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
-                    conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        view = patches(pad2d(x, padding, memory_format=layout), out_size, kernel, stride, dilation)
-        if channels_last:
-            view = view.permute(0, 1, 2, 4, 5, 3)
-        return view.reshape(-1, c * kh * kw)
+        return im2col_strided(x, kernel, stride, padding, dilation)
     ### END FAST PATH
-    cols = unfold(x, kernel, stride, padding, dilation)
-    if channels_last:
-        cols = cols.view(n, c, kh * kw, cols.shape[2]).transpose(1, 2).reshape(cols.shape)
+    c, (kh, kw) = x.shape[1], kernel
+    cols = unfold(x, kernel, stride, padding, dilation)          # (N, C·kh·kw, H_out·W_out)
     return cols.transpose(1, 2).reshape(-1, c * kh * kw)
 
 
 def col2im(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-           padding: Pair, dilation: Pair, impl: str = "fast",
-           channels_last: bool = False) -> Tensor:
+           padding: Pair, dilation: Pair, impl: str = "fast") -> Tensor:
     """The adjoint of `im2col`: cols (N·H_out·W_out, C·kh·kw) → (N, C, H, W), overlaps summed:
-    `fold` with one row per output pixel.
-
-    With `channels_last`, rows are ordered (kh, kw, C) and the result is channels-last in memory.
-    """
+    `fold` with one row per output pixel."""
     check_impl(impl)
+    ### BEGIN FAST PATH
+    if impl == "fast":
+        return col2im_strided(cols, input_shape, kernel, stride, padding, dilation)
+    ### END FAST PATH
+    n, c, h, w = input_shape
+    kh, kw = kernel
+    blocks = cols.reshape(n, -1, c * kh * kw).transpose(1, 2)   # (N, C·kh·kw, H_out·W_out)
+    return fold(blocks, (h, w), kernel, stride, padding, dilation)
+
+
+### BEGIN FAST PATH
+def im2col_strided(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                   channels_last: bool = False) -> Tensor:
+    """`im2col` as one copy of a strided view of the padded input (`patches`). With
+    `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the copy then
+    moves runs of kw·C contiguous values, not runs of kw."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
+                conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    view = patches(pad2d(x, padding, memory_format=layout), out_size, kernel, stride, dilation)
+    if channels_last:
+        view = view.permute(0, 1, 2, 4, 5, 3)
+    return view.reshape(-1, c * kh * kw)
+
+
+def col2im_strided(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+                   padding: Pair, dilation: Pair, channels_last: bool = False) -> Tensor:
+    """`col2im` as kh·kw strided additions into a view of the padded result, or one strided copy
+    when the windows do not overlap. With `channels_last`, rows are ordered (kh, kw, C) and the
+    result is channels-last in memory."""
     n, c, h, w = input_shape
     kh, kw = kernel
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    ### BEGIN FAST PATH
-    if impl == "fast":
-        if channels_last:
-            blocks = cols.reshape(n, ho, wo, kh, kw, c).permute(0, 1, 2, 5, 3, 4)
-        else:
-            blocks = cols.reshape(n, ho, wo, c, kh, kw)
-        hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        out = torch.empty((n, c, hp, wp), dtype=cols.dtype, device=cols.device,
-                          memory_format=layout)
-        if not (dilation == (1, 1) and stride == kernel and ho * kh == hp and wo * kw == wp):
-            out.zero_()                                           # some pixels are in no window
-        target = patches(out, (ho, wo), kernel, stride, dilation)
-        if windows_overlap(kernel, stride, dilation):
-            for i in range(kernel[0]):
-                for j in range(kernel[1]):
-                    target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
-        else:
-            target.copy_(blocks)
-        return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
-    ### END FAST PATH
-    blocks = cols.reshape(n, ho * wo, c * kh * kw)
     if channels_last:
-        blocks = blocks.view(n, ho * wo, kh * kw, c).transpose(2, 3).reshape(blocks.shape)
-    return fold(blocks.transpose(1, 2), (h, w), kernel, stride, padding, dilation)
+        blocks = cols.reshape(n, ho, wo, kh, kw, c).permute(0, 1, 2, 5, 3, 4)
+    else:
+        blocks = cols.reshape(n, ho, wo, c, kh, kw)
+    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((n, c, hp, wp), dtype=cols.dtype, device=cols.device, memory_format=layout)
+    if not (dilation == (1, 1) and stride == kernel and ho * kh == hp and wo * kw == wp):
+        out.zero_()                                               # some pixels are in no window
+    target = patches(out, (ho, wo), kernel, stride, dilation)
+    if windows_overlap(kernel, stride, dilation):
+        for i in range(kh):
+            for j in range(kw):
+                target[:, :, :, :, i, j] += blocks[:, :, :, :, i, j]
+    else:
+        target.copy_(blocks)
+    return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
-### BEGIN FAST PATH
 def windows_overlap(kernel: Pair, stride: Pair, dilation: Pair) -> bool:
     """Whether two neighbouring windows share an input pixel: stride < dilation·(kernel − 1) + 1."""
     return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))

@@ -38,7 +38,14 @@ from torch.testing import assert_close
 import scratchnet as sn
 from scratchnet import winograd
 from scratchnet.optim import adam as adam_module
-from scratchnet.im2col import col2im, im2col, shifted_conv, shifted_conv_backward
+from scratchnet.im2col import (
+    col2im,
+    col2im_strided,
+    im2col,
+    im2col_strided,
+    shifted_conv,
+    shifted_conv_backward,
+)
 from scratchnet.impl import IMPLS
 from scratchnet.models import MODELS, build_model
 from scratchnet.upsampling import phase_plan, phases_interleaved
@@ -72,13 +79,25 @@ def lowerings(draw: st.DrawFn) -> dict:
 def test_im2col_and_col2im_equal_unfold_and_fold(channels_last, cfg, layout, seed):
     args = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"])
     x = make_tensor(cfg["shape"], seed, layout)
-    fast = im2col(x, *args, impl="fast", channels_last=channels_last)
-    assert_close(fast, im2col(x, *args, impl="reference", channels_last=channels_last),
-                 rtol=0, atol=0)
+    c, (kh, kw) = cfg["shape"][1], cfg["kernel"]
+    order = to_channels_last if channels_last else (lambda m, c, kh, kw: m)
+    fast = im2col_strided(x, *args, channels_last=channels_last)
+    assert_close(fast, order(im2col(x, *args, impl="reference"), c, kh, kw), rtol=0, atol=0)
+    assert torch.equal(im2col(x, *args), im2col_strided(x, *args))
     cols = make_tensor(tuple(fast.shape), seed + 1)
-    back = col2im(cols, cfg["shape"], *args, impl="fast", channels_last=channels_last)
-    assert_close(back, col2im(cols, cfg["shape"], *args, impl="reference",
-                              channels_last=channels_last), **TOL)
+    back = col2im_strided(cols, cfg["shape"], *args, channels_last=channels_last)
+    plain = to_channels_first(cols, c, kh, kw) if channels_last else cols
+    assert_close(back, col2im(plain, cfg["shape"], *args, impl="reference"), **TOL)
+
+
+def to_channels_last(cols: torch.Tensor, c: int, kh: int, kw: int) -> torch.Tensor:
+    """Rows ordered (C, kh, kw) → (kh, kw, C)."""
+    return cols.view(-1, c, kh, kw).permute(0, 2, 3, 1).reshape(cols.shape)
+
+
+def to_channels_first(cols: torch.Tensor, c: int, kh: int, kw: int) -> torch.Tensor:
+    """Rows ordered (kh, kw, C) → (C, kh, kw)."""
+    return cols.view(-1, kh, kw, c).permute(0, 3, 1, 2).reshape(cols.shape)
 
 
 @given(cfg=lowerings(), seed=seeds)
@@ -88,9 +107,8 @@ def test_channels_last_rows_are_a_column_permutation(cfg, seed):
     args = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"])
     x = make_tensor(cfg["shape"], seed)
     c, (kh, kw) = cfg["shape"][1], cfg["kernel"]
-    plain = im2col(x, *args)
-    reordered = plain.view(-1, c, kh, kw).permute(0, 2, 3, 1).reshape(plain.shape)
-    assert torch.equal(im2col(x, *args, channels_last=True), reordered)
+    assert torch.equal(im2col_strided(x, *args, channels_last=True),
+                       to_channels_last(im2col(x, *args), c, kh, kw))
 
 
 @st.composite
