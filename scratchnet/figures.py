@@ -280,8 +280,8 @@ def _leaf_label(m: Module) -> str:
 
 def unet_diagram(model: Module, size: int = 32) -> Figure:
     """The U-Net (or any net of Sequential / Concat / Residual and layers) drawn from its module
-    tree: each convolution-like layer a box at its resolution level (a stride-2 convolution steps
-    down, an Upsampling steps up), activations folded into the box before them, and every
+    tree: each convolution-like layer a box in the row of its resolution, labelled with the size
+    (a stride-2 convolution steps down, an Upsampling steps up), activations folded into the box before them, and every
     `Concat(Identity(), …)` a skip arrow across; feature sizes from a real forward pass."""
     nodes: list[tuple[float, int, str]] = []        # (x, level, label)
     skips: list[tuple[float, float, int]] = []       # (x from, x to, level)
@@ -348,8 +348,8 @@ def unet_diagram(model: Module, size: int = 32) -> Figure:
                 bbox={"boxstyle": "round,pad=0.3", "fc": colour, "ec": "#555555"})
         previous = (xpos, level)
     for level in range(depth + 1):
-        ax.text(width - 0.1, -level, f"level {level}", ha="right", va="center", fontsize=8,
-                color="#777777")
+        ax.text(width - 0.1, -level, f"{size >> level}×{size >> level}", ha="right", va="center",
+                fontsize=8, color="#777777")
     ax.set_title("U-Net from its module tree: down by stride-2 convolutions, up by Upsampling; "
                  "green arrows: skip connections (Concat)", fontsize=9)
     return _closed(fig)
