@@ -160,7 +160,7 @@ TASKS: tuple[Task, ...] = (
           ("T03.2",)),
     Task("T03.5", "Check: Conv2d against torch", 1, "check", "§4", depends=T03_CODE),
     Task("T03.6", "Exercise: output sizes by hand", 1, "exercise", "Exercises"),
-    Task("T03.7", "Exercise: convolution with six loops", 2, "exercise", "Exercises"),
+    Task("T03.7", "Exercise: convolution forward and backward with loops", 3, "exercise", "§1"),
     Task("T03.8", "Exercise: the cost of a depthwise convolution", 1, "exercise", "Exercises"),
     Task("T03.9", "Written: why the bias gradient is a sum", 1, "written", "Exercises"),
     # 04 · Transposed convolution
