@@ -9,6 +9,7 @@ from .validation import expect_grad
 
 ### BEGIN FAST PATH
 from .grad_mode import is_grad_enabled
+from .impl import lever_on
 ### END FAST PATH
 
 
@@ -124,7 +125,7 @@ class LeakyReLU(Activation):
         """Whether the fast path applies: 0 ≤ slope ≤ 1, so that f'(x) = max(sign(x), slope)
         = max(sign(y), slope) and f(x) = max(x, slope·x) = f'(x)·x (no `where`, which is slow
         on CPU). Training takes f'(x)·x: four kernels per forward and backward instead of five."""
-        return self.impl == "fast" and 0 <= self.negative_slope <= 1
+        return self.impl == "fast" and lever_on("leaky_relu") and 0 <= self.negative_slope <= 1
 
     def _slopes(self, t: Tensor) -> Tensor:
         """max(sign(t), slope): f'(x) from x, or from y, which has x's sign where it matters."""
@@ -148,7 +149,7 @@ class Sigmoid(Activation):
 
     def function(self, x: Tensor) -> Tensor:
         ### BEGIN FAST PATH
-        if self.impl == "fast":
+        if self.impl == "fast" and lever_on("sigmoid"):
             return torch.sigmoid(x)
         ### END FAST PATH
         ### BEGIN SOLUTION

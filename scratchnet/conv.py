@@ -23,6 +23,7 @@ from .validation import (
 
 ### BEGIN FAST PATH
 from .im2col import col2im_strided, im2col_strided, windows_overlap
+from .impl import lever_on
 from .winograd import WinogradSaved, winograd_applies, winograd_backward, winograd_forward
 ### END FAST PATH
 
@@ -41,9 +42,10 @@ def conv2d_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
     ### BEGIN FAST PATH
-    if impl == "fast" and winograd_applies(weight, stride, dilation, groups, n * ho * wo):
+    if impl == "fast" and lever_on("winograd") and winograd_applies(weight, stride, dilation,
+                                                                    groups, n * ho * wo):
         return winograd_forward(x, weight, bias, padding)
-    if impl == "fast" and groups == 1:
+    if impl == "fast" and groups == 1 and lever_on("channels_last"):
         return conv2d_forward_channels_last(x, weight, bias, stride, padding, dilation)
     ### END FAST PATH
     ### BEGIN SOLUTION
@@ -66,7 +68,7 @@ def conv2d_backward(grad_out: Tensor, cols: Tensor, input_shape: tuple[int, ...]
     ### BEGIN FAST PATH
     if isinstance(cols, WinogradSaved):
         return winograd_backward(grad_out, cols, input_shape, padding)
-    if impl == "fast" and groups == 1:
+    if impl == "fast" and groups == 1 and lever_on("channels_last"):
         return conv2d_backward_channels_last(grad_out, cols, input_shape, weight, stride,
                                              padding, dilation)
     ### END FAST PATH
@@ -108,7 +110,8 @@ def conv2d_backward_channels_last(grad_out: Tensor, cols: Tensor, input_shape: t
     grad_weight = (cols.t() @ g).view(kh, kw, c_in, c_out).permute(3, 2, 0, 1)
     if not input_grad:
         return None, grad_weight, g.sum(0)
-    if stride == (1, 1) and windows_overlap((kh, kw), stride, dilation) and all(
+    if lever_on("flipped_input_grad") and stride == (1, 1) and windows_overlap(
+            (kh, kw), stride, dilation) and all(
             p <= d * (k - 1) for p, d, k in zip(padding, dilation, (kh, kw))):
         grad_input = input_gradient_as_convolution(grad_out, weight, padding, dilation)
     else:

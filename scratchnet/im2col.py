@@ -19,6 +19,10 @@ from torch import Tensor
 
 from .impl import check_impl
 
+### BEGIN FAST PATH
+from .impl import lever_on
+### END FAST PATH
+
 Pair = tuple[int, int]
 
 
@@ -156,7 +160,7 @@ def im2col(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
     with one row per output pixel."""
     check_impl(impl)
     ### BEGIN FAST PATH
-    if impl == "fast":
+    if impl == "fast" and lever_on("strided_patches"):
         return im2col_strided(x, kernel, stride, padding, dilation)
     ### END FAST PATH
     c, (kh, kw) = x.shape[1], kernel
@@ -170,12 +174,14 @@ def col2im(cols: Tensor, input_shape: tuple[int, ...], kernel: Pair, stride: Pai
     `fold` with one row per output pixel."""
     check_impl(impl)
     ### BEGIN FAST PATH
-    if impl == "fast":
+    if impl == "fast" and lever_on("strided_patches"):
         return col2im_strided(cols, input_shape, kernel, stride, padding, dilation)
     ### END FAST PATH
     n, c, h, w = input_shape
     kh, kw = kernel
-    blocks = cols.reshape(n, -1, c * kh * kw).transpose(1, 2)   # (N, C·kh·kw, H_out·W_out)
+    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
+    blocks = cols.reshape(n, ho * wo, c * kh * kw).transpose(1, 2)   # (N, C·kh·kw, H_out·W_out)
     return fold(blocks, (h, w), kernel, stride, padding, dilation)
 
 
@@ -185,7 +191,7 @@ def im2col_strided(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilatio
     """`im2col` as one copy of a strided view of the padded input (`patches`). With
     `channels_last` each row is ordered (kh, kw, C) instead: from a channels-last x the copy then
     moves runs of kw·C contiguous values, not runs of kw."""
-    n, c, h, w = x.shape
+    c, h, w = x.shape[1:]
     kh, kw = kernel
     out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
                 conv_output_size(w, kw, stride[1], padding[1], dilation[1]))

@@ -21,6 +21,7 @@ from .conv import ConvLayer, conv2d_backward, conv2d_forward, conv_extra_repr
 from .im2col import Pair, conv_output_size, pair, select_pixels, select_pixels_backward
 ### BEGIN FAST PATH
 from .im2col import shifted_conv, shifted_conv_backward
+from .impl import lever_on
 ### END FAST PATH
 from .module import Module
 from .validation import expect_grad, expect_input, expect_spatial, shape_str
@@ -288,7 +289,8 @@ class Upsampling(ConvLayer):
             self.scale_factor, (h, w), self.kernel_size, self.stride, self.padding, self.dilation))
         expect_spatial(self, x, out_size)  # type: ignore[arg-type]
         ### BEGIN FAST PATH
-        if self.impl == "fast" and self.stride == (1, 1) and self.dilation == (1, 1):
+        if (self.impl == "fast" and lever_on("phases") and self.stride == (1, 1)
+                and self.dilation == (1, 1)):
             return self._forward_phased(x)
         ### END FAST PATH
         up = nearest_upsample(x, self.scale_factor)

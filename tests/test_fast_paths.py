@@ -46,7 +46,7 @@ from scratchnet.im2col import (
     shifted_conv,
     shifted_conv_backward,
 )
-from scratchnet.impl import IMPLS
+from scratchnet.impl import IMPLS, LEVERS, lever_on, levers_off
 from scratchnet.models import MODELS, build_model
 from scratchnet.upsampling import phase_plan, phases_interleaved
 from scratchnet.winograd import WinogradSaved
@@ -568,3 +568,38 @@ def test_benchmark_quick_run_prints_every_table_of_every_model():
         leaves = [m for m in build_model(name).modules() if next(m.children(), None) is None]
         assert len(layer_rows) == len(leaves) and layer_rows[0].startswith("0 Conv2d")
     assert "6 Upsampling(48→3, 3×3)  → (4, 3, 32, 32)" in sections["course"]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_with_every_lever_off_fast_is_the_reference(name):
+    """`levers_off()` switches every fast path off: a train step of "fast" is then bit for bit
+    the reference's, and each lever named alone is accepted; an unknown name is refused."""
+    def step(model: sn.Module, optimizer: sn.Adam, x: torch.Tensor, target: torch.Tensor) -> list:
+        criterion = sn.MSELoss()
+        optimizer.zero_grad()
+        loss = criterion(model(x), target)
+        grad_x = model.backward(criterion.backward())
+        optimizer.step()
+        return [loss, grad_x, *[p.clone() for p in model.parameters()]]
+
+    torch.manual_seed(0)
+    fast = build_model(name)
+    reference = copy.deepcopy(fast)
+    for module in reference.modules():
+        if hasattr(module, "impl"):
+            module.impl = "reference"
+    x, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    reference_adam = sn.Adam(reference.parameters())
+    reference_adam.impl = "reference"
+    expected = step(reference, reference_adam, x, target)
+    with levers_off():
+        got = step(fast, sn.Adam(fast.parameters()), x, target)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+    for lever in LEVERS:
+        with levers_off(lever):
+            assert not lever_on(lever)
+        assert lever_on(lever)
+    with pytest.raises(ValueError, match="no fast path 'warp'"):
+        with levers_off("warp"):
+            pass

@@ -10,6 +10,10 @@ from torch import Tensor
 from ..impl import check_impl
 from .optimizer import Optimizer, Params, _scalar
 
+### BEGIN FAST PATH
+from ..impl import lever_on
+### END FAST PATH
+
 
 class Adam(Optimizer):
     """g = g + wd·p; m = β₁m + (1 − β₁)g; v = β₂v + (1 − β₂)g²;
@@ -58,7 +62,7 @@ class Adam(Optimizer):
                     p.mul_(1 - group["lr"] * group["weight_decay"])
                 group = {**group, "weight_decay": 0}
             ### BEGIN FAST PATH
-            if self.impl == "fast" and not group["amsgrad"]:
+            if self.impl == "fast" and lever_on("foreach_adam") and not group["amsgrad"]:
                 self.update_group(params, grads, states, group)
                 continue
             ### END FAST PATH
@@ -100,7 +104,8 @@ class Adam(Optimizer):
         or more on average (per-parameter kernels cost little there, and the flat buffers'
         extra passes more)."""
         p0, step = params[0], states[0]["step"]
-        if (p0.device.type != "cpu" or p0.dtype not in (torch.float32, torch.float64)
+        if (not lever_on("flat_adam") or p0.device.type != "cpu"
+                or p0.dtype not in (torch.float32, torch.float64)
                 or sum(p.numel() for p in params) >= FLAT_MAX_MEAN_SIZE * len(params)
                 or not all(p.dtype == p0.dtype and p.device == p0.device and s["step"] == step
                            for p, s in zip(params, states))):
