@@ -32,12 +32,12 @@ def lever_on(name: str) -> bool:
 
 @contextmanager
 def levers_off(*names: str) -> Iterator[None]:
-    """Switch the named fast paths off inside the block (all of LEVERS when none are named)."""
+    """Switch the named fast paths off inside the block; `levers_off(*LEVERS)`: all of them."""
     unknown = sorted(set(names) - set(LEVERS))
     if unknown:
         raise ValueError(f"levers_off: no fast path {', '.join(map(repr, unknown))}; "
                          f"they are {', '.join(LEVERS)}")
-    added = set(names or LEVERS) - _off
+    added = set(names) - _off
     _off.update(added)
     try:
         yield

@@ -572,7 +572,7 @@ def test_benchmark_quick_run_prints_every_table_of_every_model():
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_with_every_lever_off_fast_is_the_reference(name):
-    """`levers_off()` switches every fast path off: a train step of "fast" is then bit for bit
+    """`levers_off(*LEVERS)` switches every fast path off: a train step of "fast" is then bit for bit
     the reference's, and each lever named alone is accepted; an unknown name is refused."""
     def step(model: sn.Module, optimizer: sn.Adam, x: torch.Tensor, target: torch.Tensor) -> list:
         criterion = sn.MSELoss()
@@ -592,7 +592,7 @@ def test_with_every_lever_off_fast_is_the_reference(name):
     reference_adam = sn.Adam(reference.parameters())
     reference_adam.impl = "reference"
     expected = step(reference, reference_adam, x, target)
-    with levers_off():
+    with levers_off(*LEVERS):
         got = step(fast, sn.Adam(fast.parameters()), x, target)
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
