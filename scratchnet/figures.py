@@ -3,7 +3,8 @@
 Each function returns a small matplotlib Figure (closed, so a notebook shows it once, as the
 cell's value). What each one draws comes from the code it explains: the chain rule from the
 modules of a `Sequential`, overlap counts from `fold`/`unfold`, stamps from `tap_slices` and
-`window` (via `scratchnet.explorer`), the convolution matrix from `Conv2d` itself, block sums from
+`window` (via `scratchnet.explorer`), the zero-inserted input of the equivalent stride-1
+convolution from `window` and `tap_slices`, the convolution matrix from `Conv2d` itself, block sums from
 `nearest_upsample`, phase taps from `PhasePlan`, the U-Net from its module tree, timings from a
 benchmark report.
 """
@@ -15,14 +16,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .containers import Concat, Identity, Residual, Sequential
 from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .explorer import Geometry, transposed_stamp
-from .im2col import fold, unfold
+from .im2col import Pair, fold, pair, tap_slices, unfold, window
 from .linear import Linear
 from .module import Module
 from .upsampling import PhasePlan, Upsampling, nearest_upsample, nearest_upsample_backward
@@ -162,6 +163,148 @@ def stamp_figure(g: Geometry, pixel: tuple[int, int]) -> Figure:
     fig.suptitle("One input pixel stamps x·w_uv at output (S·i + D·u − P, S·j + D·v − P)",
                  fontsize=10)
     fig.tight_layout()
+    return _closed(fig)
+
+
+def zero_insertion(x: torch.Tensor, kernel: int | Pair, stride: int | Pair, padding: int | Pair,
+                   output_padding: int | Pair = 0, dilation: int | Pair = 1) -> torch.Tensor:
+    """x: (N, C, H, W) → ẑ: (N, C, H_z, W_z), the input of the stride-1 convolution that equals
+    ConvTranspose2d(kernel, stride, padding, output_padding, dilation) on x (Dumoulin & Visin):
+    S − 1 zeros between neighbouring pixels, then D·(K − 1) − P zeros on each side (a crop where
+    that is negative) and `output_padding` more at the bottom/right, per axis:
+    H_z = (H − 1)·S + 1 + 2·(D·(K − 1) − P) + output_padding. Convolve ẑ with `flipped_kernel`
+    of the layer's weight (stride 1, dilation D, no padding) to get the layer's output."""
+    k, s, p, op, d = (pair(v, name) for v, name in (
+        (kernel, "kernel"), (stride, "stride"), (padding, "padding"),
+        (output_padding, "output_padding"), (dilation, "dilation")))
+    n, c, h, w = x.shape
+    spread = x.new_zeros((n, c, (h - 1) * s[0] + 1, (w - 1) * s[1] + 1))
+    spread[:, :, ::s[0], ::s[1]] = x                                   # S − 1 zeros in between
+    ring = [di * (ki - 1) - pi for ki, pi, di in zip(k, p, d)]
+    size = (spread.shape[-2] + 2 * ring[0] + op[0], spread.shape[-1] + 2 * ring[1] + op[1])
+    return window(spread, (-ring[0], -ring[1]), size)                 # zeros around, + op
+
+
+def flipped_kernel(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """A ConvTranspose2d weight (C_in, C_out/g, K_h, K_w) → the Conv2d weight (C_out, C_in/g,
+    K_h, K_w) of the equivalent stride-1 convolution on `zero_insertion`'s ẑ: per group, the
+    in/out channel axes swapped and both spatial axes flipped, W'[o, c, u, v] = W[c, o,
+    K_h − 1 − u, K_w − 1 − v]."""
+    c_in, c_out_g, kh, kw = weight.shape
+    per_group = weight.reshape(groups, c_in // groups, c_out_g, kh, kw).transpose(1, 2)
+    return per_group.reshape(groups * c_out_g, c_in // groups, kh, kw).flip(2, 3)
+
+
+def zero_insertion_window(g: Geometry, pixel: tuple[int, int],
+                          ) -> dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int] | None]]:
+    """The window that output pixel (r, s) of the transposed convolution reads on ẑ, the
+    zero-inserted, padded input (`zero_insertion`), as a stride-1 convolution with the flipped
+    kernel: {tap (u, v) of the flipped kernel, which holds w[K − 1 − u, K − 1 − v]: (position in
+    ẑ, the input pixel (i, j) there or None on a zero)}.
+
+    The positions come from `tap_slices` (stride 1, dilation D); what lies there from
+    `zero_insertion` of an image of pixel labels."""
+    out = g.transposed_out()
+    r, s = pixel
+    if not (0 <= r < out and 0 <= s < out):
+        raise ValueError(f"zero_insertion_window: output pixel {pixel} outside the "
+                         f"{out}×{out} output")
+    labels = torch.arange(1, g.size * g.size + 1, dtype=torch.float64).view(1, 1, g.size, g.size)
+    canvas = zero_insertion(labels, g.kernel, g.stride, g.padding, g.output_padding,
+                            g.dilation)[0, 0]
+    positions = range(canvas.shape[0])
+    reads = {}
+    for u in range(g.kernel):
+        for v in range(g.kernel):
+            rows, cols = tap_slices((u, v), (out, out), (1, 1), (g.dilation,) * 2)
+            where = (positions[rows][r], positions[cols][s])
+            label = int(canvas[where])
+            reads[(u, v)] = (where, divmod(label - 1, g.size) if label else None)
+    return reads
+
+
+def _indices(*values: int) -> str:
+    """Subscript indices: ₁₂, or ₁,₁₂ once one of them has two digits."""
+    glue = "," if max(values) > 9 else ""
+    return glue.join(map(str, values)).translate(SUB)
+
+
+def zero_insertion_figure(g: Geometry, pixel: tuple[int, int]) -> Figure:
+    """The transposed convolution as a stride-1 convolution (Dumoulin & Visin): the input
+    x (H × H) with S − 1 zeros inserted between its pixels and D·(K − 1) − P zeros around
+    (`output_padding` more at the bottom/right), ẑ of H_z × H_z (left), the K × K window that
+    output pixel `pixel` reads on it (frame), and the flipped kernel it is multiplied by (right);
+    orange: the taps over input pixels, the only ones that add to y[pixel]. From
+    `zero_insertion` and `zero_insertion_window`."""
+    reads = zero_insertion_window(g, pixel)
+    labels = torch.arange(1, g.size * g.size + 1, dtype=torch.float64).view(1, 1, g.size, g.size)
+    canvas = zero_insertion(labels, g.kernel, g.stride, g.padding, g.output_padding,
+                            g.dilation)[0, 0]
+    spread = (g.size - 1) * g.stride + 1
+    core = zero_insertion(torch.ones(1, 1, spread, spread, dtype=torch.float64), g.kernel, 1,
+                          g.padding, g.output_padding, g.dilation)[0, 0] > 0
+    n, k, ring = canvas.shape[0], g.kernel, g.dilation * (g.kernel - 1) - g.padding
+    colours = {"pixel": (0.87, 0.91, 0.96), "zero": (1.0, 1.0, 1.0), "ring": (0.91, 0.91, 0.91),
+               "extra": (0.78, 0.78, 0.78), "hit": (1.0, 0.63, 0.12), "miss": (1.0, 0.86, 0.68)}
+    image = np.empty((n, n, 3))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.2, 5.6),
+                                      gridspec_kw={"width_ratios": [n, max(k, 3)]})
+    for a in range(n):
+        for b in range(n):
+            label = int(canvas[a, b])
+            kind = "pixel" if label else "zero" if core[a, b] else \
+                "extra" if max(a, b) >= n - g.output_padding else "ring"
+            image[a, b] = colours[kind]
+            text = f"x{_indices(*divmod(label - 1, g.size))}" if label else "0"
+            left.text(b, a, text, ha="center", va="center", fontsize=8 if label else 6.5,
+                      color="black" if label else "#9a9a9a")
+    for (u, v), ((a, b), source) in reads.items():
+        image[a, b] = colours["hit" if source else "miss"]
+    left.imshow(image)
+    rows = [a for (a, _), _ in reads.values()]
+    cols = [b for (_, b), _ in reads.values()]
+    left.add_patch(Rectangle((min(cols) - 0.5, min(rows) - 0.5), max(cols) - min(cols) + 1,
+                             max(rows) - min(rows) + 1, fill=False, ec="crimson", lw=2.5))
+    inside = np.argwhere(core.numpy())
+    if len(inside):                                       # dashed: the zero-inserted input
+        (r0, c0), (r1, c1) = inside.min(0), inside.max(0)
+        left.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                                 ec="#3a6ea5", lw=1.3, ls="--"))
+    ring_name = "K − 1 − P" if g.dilation == 1 else "D·(K − 1) − P"
+    left.set_title(f"ẑ {n}×{n}: input {g.size}×{g.size}, S − 1 = {g.stride - 1} zeros between "
+                   f"pixels,\n{ring_name} = {ring} around, output_padding = {g.output_padding} "
+                   "at the bottom/right", fontsize=9)
+    left.set_xlabel(f"column of ẑ;  frame: the window of output pixel {tuple(pixel)}, "
+                    f"rows {min(rows)}…{max(rows)}, columns {min(cols)}…{max(cols)}", fontsize=8)
+    left.set_ylabel("row of ẑ")
+    kernel = np.empty((k, k, 3))
+    for (u, v), (_, source) in reads.items():
+        kernel[u, v] = colours["hit" if source else "miss"]
+        right.text(v, u, f"w{_indices(k - 1 - u, k - 1 - v)}", ha="center", va="center",
+                   fontsize=10)
+    right.imshow(kernel)
+    right.set_title(f"flipped kernel ({k}×{k}):\ntap (u, v) holds w[K−1−u, K−1−v]", fontsize=9)
+    right.set_xlabel("v")
+    right.set_ylabel("u")
+    for ax, size in ((left, n), (right, k)):
+        ax.set_xticks(range(size), [str(t) for t in range(size)], fontsize=7)
+        ax.set_yticks(range(size), [str(t) for t in range(size)], fontsize=7)
+        ax.set_xticks(np.arange(size + 1) - 0.5, minor=True)
+        ax.set_yticks(np.arange(size + 1) - 0.5, minor=True)
+        ax.grid(which="minor", color="#b0b0b0", lw=0.5)
+        ax.tick_params(which="minor", length=0)
+    terms = [f"x{_indices(*source)}·w{_indices(k - 1 - u, k - 1 - v)}"
+             for (u, v), (_, source) in reads.items() if source]
+    fig.suptitle("Transposed convolution = zero insertion + a stride-1 convolution with the "
+                 f"flipped kernel (K={k}, S={g.stride}, P={g.padding})\n"
+                 f"y{_indices(*pixel)} = {' + '.join(terms) or '0'}   (orange: the taps over "
+                 "input pixels; light orange: over zeros)", fontsize=10)
+    legend = [Patch(fc=colours["pixel"], ec="#888888", label="input pixel x[i, j]"),
+              Patch(fc=colours["zero"], ec="#888888", label="inserted zero"),
+              Patch(fc=colours["ring"], ec="#888888", label=f"padding {ring_name}"),
+              Patch(fc=colours["extra"], ec="#888888", label="output_padding")]
+    fig.legend(handles=legend, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _closed(fig)
 
 
