@@ -7,6 +7,7 @@ random draws (the same numbers, bit for bit, for the same generator state). Note
 
 Every layer's default (`reset_parameters`) is torch.nn's: `kaiming_uniform_(w, a=√5)`, which
 amounts to Var(W) = 1/(3·fan_in), i.e. U(−1/√fan_in, 1/√fan_in), and a bias from the same range.
+`xavier_normal_` and `kaiming_uniform_` are defined in `init_variants` and importable from here.
 Fans follow torch: for a weight (out, in, *kernel), fan_in = in·prod(kernel) and
 fan_out = out·prod(kernel).
 """
@@ -129,32 +130,6 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
     ### END SOLUTION
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0,
-                   generator: torch.Generator | None = None) -> Tensor:
-    """Glorot & Bengio (2010): N(0, std²) with std = gain·√(2/(fan_in + fan_out))."""
-    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return normal_(tensor, 0.0, std, generator)
-
-
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Tensor:
-    """He et al. (2015): U(−bound, bound) with std = gain/√fan, bound = √3·std, where
-    gain = calculate_gain(nonlinearity, a) and fan = fan_in or fan_out (`mode`).
-
-    With a = √5 (and the default nonlinearity "leaky_relu") this is torch.nn's default for
-    weights: gain² = 2/(1 + 5) = 1/3, so Var(W) = 1/(3·fan_in) and bound = 1/√fan_in.
-    """
-    if _empty(tensor):
-        return tensor
-    fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)
-    std = gain / math.sqrt(fan)
-    bound = math.sqrt(3.0) * std             # torch's order: the same float bound, the same draws
-    return uniform_(tensor, -bound, bound, generator)
-
-
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: torch.Generator | None = None) -> Tensor:
@@ -173,6 +148,11 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     std = gain / math.sqrt(fan)              # Var(W) = gain²/fan: 2/fan_in for ReLU
     return normal_(tensor, 0, std, generator)
     ### END SOLUTION
+
+
+# their siblings, xavier_normal_ and kaiming_uniform_ (the layers' default), live in
+# init_variants.py; it imports the helpers above, hence this import below them
+from .init_variants import kaiming_uniform_, xavier_normal_
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,10 +15,12 @@ import pytest
 from scratchnet import cli
 from scratchnet.coursework import regions
 from scratchnet.coursework.handout import (
+    INSTRUCTOR_REQUIREMENTS,
     MARKER_FILE,
     _files,
     cell_task,
     make_handout,
+    requirement_name,
     write_handout,
 )
 from scratchnet.coursework.regions import (
@@ -138,9 +141,12 @@ TOY_NB = _notebook([
 def toy(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     files = {
-        "pyproject.toml": "[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n    \"nbgrader\",\n]\n",
+        "pyproject.toml": ("[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n    \"nbgrader\",\n"
+                           "    \"playwright\",\n    \"pytest-timeout\",\n"
+                           "    \"django-static-mathjax>=3.2,<4\",  # the site's MathJax\n]\n"),
         "Makefile": "TORCH  ?= torch==9.9.9\n",
-        "environment.yml": "name: toy\n      - nbval\n      - nbgrader\n",
+        "environment.yml": ("name: toy\n      - nbval\n      - nbgrader\n      - playwright\n"
+                            "      - django-static-mathjax>=3.2,<4\n      - -e .\n"),
         ".gitignore": "/data/\n",
         "README.md": "the instructor's README\n",
         "scratchnet/__init__.py": "",
@@ -323,9 +329,11 @@ def test_toy_handout(toy, tmp_path):
         "notebooks/01_toy.ipynb", "scratchnet/__init__.py",
         "scratchnet/sub/__init__.py", "scratchnet/sub/helpers.py", "scratchnet/toy.py",
         "scratchnet/weights/w.pth", "tests/tasks/conftest.py", "tests/tasks/test_toy.py"}
-    # students get no nbgrader (its Lab extension would ask them for a config) and no nbval setup
-    assert (out / "pyproject.toml").read_text() == "[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n]\n"
-    assert (out / "environment.yml").read_text() == "name: toy\n      - nbval\n"
+    # students get no nbgrader (its Lab extension would ask them for a config), no nbval setup,
+    # and neither the browser tests' playwright nor the offline site's MathJax
+    assert (out / "pyproject.toml").read_text() == (
+        "[project]\nname = 'toy'\ndev = [\n    \"pytest\",\n    \"pytest-timeout\",\n]\n")
+    assert (out / "environment.yml").read_text() == "name: toy\n      - nbval\n      - -e .\n"
     helpers = (out / "scratchnet/sub/helpers.py").read_text()
     assert "raise NotImplementedError(\"T01.2 triple — write both helpers" in helpers
     assert "    return y\n" in helpers                                 # code after the region
@@ -463,99 +471,198 @@ def test_every_code_task_is_a_stub(student):
             assert f"| {t.id} | {t.title} |" in readme
 
 
-def _code_lines(lines) -> list[str]:
-    return [s for line in lines if (s := line.strip()) and not s.startswith("#")]
+def test_the_handout_installs_only_what_a_student_needs(student):
+    """The student's pyproject.toml and environment.yml list the instructor's requirements but
+    nbgrader, playwright (the browser tests) and django-static-mathjax (the offline site)."""
+    for name in ("pyproject.toml", "environment.yml"):
+        ours, theirs = ({requirement_name(line) for line in (folder / name).read_text(
+            encoding="utf-8").splitlines()} - {None} for folder in (ROOT, student))
+        assert INSTRUCTOR_REQUIREMENTS <= ours, name                     # the instructor's keep them
+        assert theirs == ours - INSTRUCTOR_REQUIREMENTS, name
+        assert {"torch", "pytest", "jupyterlab", "nbval"} <= theirs, name
 
 
-def _secret_and_public(source: Path) -> tuple[set[str], list[str]]:
-    """Lines inside the source's solution regions (package, notebook solution cells, hidden
-    tests), and the source text outside every region that the hand-out copies."""
-    secret: set[str] = set()
-    public: list[str] = []
+# ---- no solution in the hand-out ---------------------------------------------------------------
+# An answer's line that the untouched hand-out repeats gives the task away. What counts as such a
+# line, and why: test_no_solution_in_the_handout's docstring.
+
+MIN_CHARS = 16     # shorter lines (`else:`, `return y`, `x = module(x)`) cannot be told apart
+MIN_WORDS = 4      # a written answer's line: a phrase, not a lone symbol or formula
+# Lines an answer shares, on purpose, with code the hand-out must give, each with its reason.
+SHARED = {
+    # T02.9's first line is also a line of _calculate_correct_fan, the helper T02.10 must call
+    "fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)",
+}
+_COMMENT = re.compile(r"\s+#(?:\s.*)?$")
+_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+_INERT = re.compile(r"[\w\s.,:=\[\]]*")         # names, attributes, subscripts, `=`, `,`, `:`
+
+
+def _normalise(line: str) -> str:
+    """`line` without its indentation and a trailing comment: 'a = √3·std  # why' → 'a = √3·std'."""
+    return _COMMENT.sub("", line.strip())
+
+
+def _telling(line: str, code: bool) -> bool:
+    """Whether an answer's normalised line could give the answer away."""
+    if len(line) < MIN_CHARS or line.startswith("#"):
+        return False
+    if not code:
+        return len(line.split()) >= MIN_WORDS
+    bare = _STRING.sub("_", line)
+    return not (_INERT.fullmatch(bare) and "==" not in bare)
+
+
+def _between(text: str, begin: str, end: str) -> list[tuple[int, str]]:
+    """(1-based number, line) of a cell's lines between nbgrader's delimiters: after a line that
+    contains `begin`, up to one that contains `end`."""
+    found, inside = [], False
+    for n, line in enumerate(text.split("\n"), 1):
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            found.append((n, line))
+    return found
+
+
+def _answer_lines(source: Path) -> dict[str, str]:
+    """Every telling line of a checkout's answers → where it is: its package's SOLUTION regions
+    and its notebooks' solution cells (their BEGIN/END SOLUTION regions, or the whole cell when
+    it has none; markdown answers too)."""
+    found: dict[str, str] = {}
+
+    def add(lines: list[tuple[int, str]], code: bool, where: str) -> None:
+        for n, line in lines:
+            if _telling(line := _normalise(line), code):
+                found.setdefault(line, where.format(n))
+
     for rel in _files(source / "scratchnet"):
-        text = (source / "scratchnet" / rel).read_text(encoding="utf-8", errors="replace")
-        if rel.suffix != ".py":
-            public.append(text)
+        name = f"scratchnet/{rel.as_posix()}"
+        if rel.suffix == ".py":
+            text = (source / name).read_text(encoding="utf-8")
+            lines = text.split("\n")
+            for r in find_regions(text, name):
+                if r.kind == SOLUTION:
+                    add([(i + 1, lines[i]) for i in range(r.begin + 1, r.end)], True,
+                        f"{name}:{{}}")
+    for path in sorted((source / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            text, code = _source(cell), cell["cell_type"] == "code"
+            if cell["metadata"].get("nbgrader", {}).get("solution"):
+                add(_between(text, "BEGIN SOLUTION", "END SOLUTION")
+                    if regions.has_solution_region(text)
+                    else list(enumerate(text.split("\n"), 1)), code,
+                    f"notebooks/{path.name}, cell {i}, line {{}}")
+    return found
+
+
+def _handout_lines(out: Path) -> list[tuple[str, str]]:
+    """(where, normalised line) for every line of the hand-out's text files: a notebook's by
+    cell (source and outputs, should any be left), the others' by line number."""
+    found: list[tuple[str, str]] = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        name, data = path.relative_to(out).as_posix(), path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
             continue
-        lines = text.split("\n")
-        inside = set()
-        for r in find_regions(text, str(rel)):
-            inside |= set(range(r.begin, r.end + 1))
-            if r.kind == SOLUTION:
-                secret |= set(_code_lines(r.body(lines)))
-        public.append("\n".join(line for i, line in enumerate(lines) if i not in inside))
-    for rel in _files(source / "notebooks"):
-        if rel.suffix != ".ipynb":
+        if "\0" in text:
             continue
-        for cell in json.loads((source / "notebooks" / rel).read_text(encoding="utf-8"))["cells"]:
-            text = _source(cell)
-            solution = cell["metadata"].get("nbgrader", {}).get("solution", False)
-            keep, hidden, in_region = [], [], False
-            for line in text.split("\n"):
-                if any(m in line for m in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS")):
-                    in_region = True
-                elif any(m in line for m in ("END SOLUTION", "END HIDDEN TESTS")):
-                    in_region = False
-                else:
-                    (hidden if in_region else keep).append(line)
-            secret |= set(_code_lines(hidden))
-            if solution and not regions.has_solution_region(text):
-                secret |= set(_code_lines(keep))
-            else:
-                public.append("\n".join(keep))
-    for rel in _files(source / "tests" / "tasks") if (source / "tests" / "tasks").is_dir() else []:
-        public.append((source / "tests" / "tasks" / rel).read_text(encoding="utf-8"))
-    return secret, public
-
-
-def _occurs(line: str, text: str, stripped_lines: set[str]) -> bool:
-    return line in text if len(line) >= 12 else line in stripped_lines
-
-
-def _handout_texts(out: Path) -> list[str]:
-    texts = []
-    for path in sorted(out.rglob("*")):
-        if not path.is_file():
+        if path.suffix != ".ipynb":
+            found += [(f"{name}:{n}", _normalise(line))
+                      for n, line in enumerate(text.split("\n"), 1)]
             continue
-        raw = path.read_bytes().decode("utf-8", errors="replace")
-        if path.suffix == ".ipynb":
-            parts = []
-            for cell in json.loads(raw)["cells"]:
-                parts.append(_source(cell))
-                for output in cell.get("outputs", []):
-                    parts.append(json.dumps(output, ensure_ascii=False))
-                    for value in [output.get("text", "")] + list(output.get("data", {}).values()):
-                        parts.append("".join(value) if isinstance(value, list) else str(value))
-            raw = "\n".join(parts)
-        texts.append(raw)
-    return texts
+        for i, cell in enumerate(json.loads(text)["cells"]):
+            parts = [_source(cell)]
+            for output in cell.get("outputs", []):
+                shown = [output.get("text", "")] + [value for kind, value in output.get(
+                    "data", {}).items() if kind.startswith("text/")]
+                parts += ["".join(v) if isinstance(v, list) else str(v) for v in shown]
+            found += [(f"{name}, cell {i}, line {n}", _normalise(line))
+                      for n, line in enumerate("\n".join(parts).split("\n"), 1)]
+    return found
 
 
-def _leaks(source: Path, out: Path) -> list[str]:
-    secret, public = _secret_and_public(source)
-    public_text = "\n".join(public)
-    public_lines = {line.strip() for line in public_text.split("\n")}
-    secret = {s for s in secret if not _occurs(s, public_text, public_lines)}
-    text = "\n".join(_handout_texts(out))
-    lines = {line.strip() for line in text.split("\n")}
-    return sorted(s for s in secret if _occurs(s, text, lines))
+def _leaks(source: Path, out: Path) -> list[tuple[str, str, str]]:
+    """(where in the hand-out, line, where in the answers) for every answer's line that the
+    hand-out `out` of `source` gives away, sorted."""
+    answers = _answer_lines(source)
+    places: dict[str, list[str]] = {}
+    for where, line in _handout_lines(out):
+        if line in answers:
+            places.setdefault(line, []).append(where)
+    return sorted((wheres[0], line, answers[line]) for line, wheres in places.items()
+                  if len(wheres) == 1 and line not in SHARED)
 
 
-def test_no_solution_leaks_into_the_toy_handout(toy, tmp_path):
+def test_the_leak_check_on_the_toy(toy, tmp_path):
+    answers = _answer_lines(toy)
+    assert {"scaled_value = self.a * x", "for _ in range(2):",
+            "return [k_value * k_value for k_value in range(n)]",
+            "Because the model answer is long enough to leak.",
+            "secret_solution_cell = sorted(set('whole cell answer'))"} <= set(answers)
+    assert "return scaled_value" not in answers                        # computes nothing
+    assert "return x + x" not in answers                               # too short to tell
+    assert answers["for _ in range(2):"] == "scratchnet/sub/helpers.py:4"
+    assert answers["Because the model answer is long enough to leak."] == (
+        "notebooks/01_toy.ipynb, cell 5, line 1")
     out = make_handout(tmp_path / "student", toy, tasks=TOY_TASKS).path
-    secret, _ = _secret_and_public(toy)
-    assert {"scaled_value = self.a * x", "return x + x  # the doubling", "y = y + x",
-            "assert squares(5)[-1] == 16", "Because the model answer is long enough to leak.",
-            "secret_solution_cell = sorted(set('whole cell answer'))"} <= secret
     assert _leaks(toy, out) == []
+    # solutions left in (all but T01.1's) are seen, in the file and line that hold them
     one = make_handout(tmp_path / "one", toy, blank={"T01.1"}, tasks=TOY_TASKS).path
-    assert "return x + x  # the doubling" in _leaks(toy, one)          # the test can see a leak
+    nb = "notebooks/01_toy.ipynb, cell"
+    assert _leaks(toy, one) == [
+        (f"{nb} 2, line 3", "return [k_value * k_value for k_value in range(n)]",
+         f"{nb} 2, line 4"),
+        (f"{nb} 4, line 1", "secret_solution_cell = sorted(set('whole cell answer'))",
+         f"{nb} 4, line 1"),
+        (f"{nb} 5, line 1", "Because the model answer is long enough to leak.", f"{nb} 5, line 1"),
+        ("scratchnet/sub/helpers.py:3", "for _ in range(2):", "scratchnet/sub/helpers.py:4")]
+    # and so is an answer pasted anywhere, once; twice, it is an idiom of the hand-out
+    test_toy = out / "tests/tasks/test_toy.py"
+    test_toy.write_text(test_toy.read_text() + "    scaled_value = self.a * x  # pasted\n")
+    assert _leaks(toy, out) == [("tests/tasks/test_toy.py:3", "scaled_value = self.a * x",
+                                 "scratchnet/toy.py:16")]
+    (out / "README.md").write_text("scaled_value = self.a * x\n")
+    assert _leaks(toy, out) == []
 
 
-def test_no_solution_leaks_into_the_handout(student):
-    secret, _ = _secret_and_public(ROOT)
-    assert len(secret) > 20
-    assert _leaks(ROOT, student) == []
+def test_no_solution_in_the_handout(student):
+    """No line of an answer is in the untouched hand-out (every task blanked), in any of its text
+    files: the package, the notebooks' cells, tests/tasks, README.md, Makefile, ….
+
+    The answers are the lines inside the package's SOLUTION regions and inside the notebooks'
+    solution cells (their BEGIN/END SOLUTION regions, or the whole cell when it has none,
+    written answers too). Hidden tests are not answers: they share the visible tests'
+    scaffolding, and test_notebooks_match_nbgrader sees that they are gone. A hand-out line
+    gives an answer away when it equals one of the answers' lines, both taken without
+    indentation and trailing comment. Not every line of an answer tells anything, and a test
+    that cries wolf gets switched off, so these lines are left out:
+    - comments, blank lines and lines shorter than MIN_CHARS (16) characters (`else:`,
+      `return y`, a lone bracket): too common to tell apart, while `return 1 - y * y` (Tanh's
+      derivative, 16) and every longer line count;
+    - code lines that compute nothing, made of names, attributes, subscripts by a string, `,`,
+      `=` and `:` alone (`saved = self.saved`, `n, c, h, w = x.shape`, `if bias is not None:`,
+      `t = state["step"]`): the package's plumbing, repeated by its functions; a call, an
+      operator or a comparison makes a line count;
+    - lines of a written (markdown) answer of fewer than MIN_WORDS (4) words, a lone formula:
+      prose gives an answer away by its sentences;
+    - idioms: a line that the hand-out holds in two places or more (`expect_grad(self,
+      grad_output, saved["output_shape"])` in every backward, `self.save_for_backward(x=x)` in
+      the lessons and tests), and the lines of SHARED, each with its reason. "Appears outside
+      every solution region of the package" would not do as the rule: every line of the
+      hand-out's package is outside them, so it would excuse exactly the leaks to be caught,
+      an answer copied into unmarked code (Adam.update_amsgrad beside Adam.update, init's
+      xavier_normal_ and kaiming_uniform_ beside the tasks), which appears once.
+    Lines are compared whole: an answer's line quoted inside a longer one (a task's hint in a
+    notebook's text, "`if _empty(tensor): return tensor`") is the instructor's choice."""
+    answers = _answer_lines(ROOT)
+    assert len(answers) > 100
+    leaks = _leaks(ROOT, student)
+    assert not leaks, "answers in the hand-out:\n" + "\n".join(
+        f"{where}: {line!r} (the answer at {answer})" for where, line, answer in leaks)
 
 
 def test_a_blank_raises_its_task_message(student):
@@ -625,12 +732,46 @@ def test_cli_writes_the_handout_and_reports_errors(toy, tmp_path, capsys, monkey
 
 
 def test_notebooks_match_nbgrader(student):
-    """The notebooks are what nbgrader's own preprocessors make of the solution edition."""
+    """The notebooks are what nbgrader's own preprocessors make of the solution edition, less
+    its instructor-only cells (ours, not nbgrader's)."""
+    from scratchnet.coursework.handout import instructor_only
+
     nbformat = pytest.importorskip("nbformat")
     preprocessors = pytest.importorskip("nbgrader.preprocessors")
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb, resources = nbformat.read(path, as_version=4), {}
+        nb.cells = [cell for cell in nb.cells if not instructor_only(cell)]
         for step in (preprocessors.ClearSolutions, preprocessors.ClearHiddenTests,
                      preprocessors.ClearOutput):
             nb, resources = step().preprocess(nb, resources)
         assert nbformat.read(student / "notebooks" / path.name, as_version=4) == nb, path.name
+
+
+def test_instructor_only_cells_are_left_out_of_the_handout():
+    """Cells marked `"scratchnet": {"edition": "instructor"}` (notebook 09's views and timings
+    of the fast paths) are not in the student edition; a graded cell cannot be marked so."""
+    from scratchnet.coursework.handout import handout_notebook
+    from scratchnet.coursework.regions import MarkerError
+
+    keep = {"cell_type": "markdown", "metadata": {}, "source": "derivation"}
+    drop = {"cell_type": "code", "metadata": {"scratchnet": {"edition": "instructor"}},
+            "source": "show_source(winograd_forward)", "outputs": [], "execution_count": 1}
+    nb = {"cells": [keep, drop], "metadata": {}}
+    handout_notebook(nb, "nb.ipynb", set(), set())
+    assert [c["source"] for c in nb["cells"]] == [["derivation"]]
+    graded = {**drop, "metadata": {**drop["metadata"], "nbgrader": {"grade": True}}}
+    with pytest.raises(MarkerError, match="cannot be instructor-only"):
+        handout_notebook({"cells": [graded], "metadata": {}}, "nb.ipynb", set(), set())
+
+
+def test_modules_only_the_fast_paths_use_are_not_in_the_handout(student):
+    """winograd.py is a complete 3×3 convolution forward and backward: the student edition, which
+    has no fast paths, does not ship it, and nothing in it imports it."""
+    from scratchnet.coursework.handout import FAST_PATH_MODULES
+
+    for name in FAST_PATH_MODULES:
+        assert (ROOT / name).is_file() and not (student / name).exists(), name
+        module = Path(name).stem
+        importers = [p for p in (student / "scratchnet").rglob("*.py")
+                     if f"import {module}" in p.read_text() or f".{module} import" in p.read_text()]
+        assert not importers, importers

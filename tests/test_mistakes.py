@@ -2,11 +2,15 @@
 
 Each test patches a mistaken implementation onto the package (pytest's monkeypatch), runs the
 task test that grades that code, and expects a CheckFailed whose message names the mistake.
-The task test modules are loaded afresh here (a private copy, under a small Hypothesis profile).
+The task test modules are loaded afresh here (a private copy, under a small Hypothesis profile);
+a test of code that crashes runs them under `reporting_crashes`, as tests/tasks/conftest.py does.
 """
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -16,9 +20,10 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 import scratchnet as sn
-from scratchnet import conv, upsampling
-from scratchnet.coursework.checks import CheckFailed
-from scratchnet.coursework.tasks import TASKS
+from scratchnet import conv, init, upsampling
+from scratchnet.coursework.checks import CheckFailed, reporting_crashes
+from scratchnet.coursework.tasks import TASKS, task
+from scratchnet.im2col import grouped_matmul, im2col
 from scratchnet.optim.adam import advance
 
 TASK_TESTS = Path(__file__).parent / "tasks"
@@ -64,6 +69,21 @@ def failure(test, **kwargs) -> str:
     return str(info.value)
 
 
+def crash(task_id: str, test, **kwargs) -> str:
+    """The message of the CheckFailed that test(**kwargs) raises under reporting_crashes(task_id),
+    as the task tests run."""
+    with pytest.raises(CheckFailed) as info, reporting_crashes(task_id):
+        test(**kwargs)
+    return str(info.value)
+
+
+def failing_example(test, **kwargs) -> str:
+    """The failing example that Hypothesis shows for test(**kwargs) (its note)."""
+    with pytest.raises(CheckFailed) as info:
+        test(**kwargs)
+    return "\n".join(getattr(info.value, "__notes__", []))
+
+
 # -- bias gradient as a mean -------------------------------------------------------------------
 def linear_backward_bias_mean(self, grad_output):
     x = self.saved["x"]
@@ -90,6 +110,8 @@ def test_conv2d_bias_gradient_as_a_mean(tasks, monkeypatch):
     monkeypatch.setattr(conv, "conv2d_backward", mistaken)
     message = failure(tasks.t03.test_conv2d_backward)
     assert "∂L/∂b" in message and "a mean instead of a sum" in message
+    assert "with a bias" in message                                # the case shown has one
+    assert "bias=True" in failing_example(tasks.t03.test_conv2d_backward)
 
 
 # -- gradients overwritten instead of accumulated ----------------------------------------------
@@ -121,21 +143,83 @@ def test_sequential_backward_in_forward_order(tasks, monkeypatch):
     assert "reverse order" in message
 
 
-# -- MSE gradient off by the batch factor ------------------------------------------------------
-@pytest.mark.parametrize("divisor", ["nothing", "the batch size"])
-def test_mse_gradient_scaled_wrong(tasks, monkeypatch, divisor):
-    def mistaken(self, grad_output=1.0):
-        diff = self.saved["diff"]
-        if self.reduction == "none":
-            return 2 * diff * grad_output
-        scale = 2.0 if divisor == "nothing" else 2.0 / diff.shape[0]  # the mistake: not /numel
-        return diff * (scale * grad_output)
+# -- MSE gradient scaled wrong: each mistake named, on every shape the test draws --------------
+MSE_MISTAKES = [   # reduction, the gradient's factor of (p − t)·grad_output for (N, numel), named
+    pytest.param("mean", lambda n, numel: 2, "the division by numel = {numel} is missing",
+                 id="mean-no-numel"),
+    pytest.param("mean", lambda n, numel: 2 / n,
+                 "divided by the batch size N = {n} instead of numel = {numel}", id="mean-batch"),
+    pytest.param("mean", lambda n, numel: 1 / numel,
+                 "the factor 2 is missing: ∂(p − t)²/∂p = 2·(p − t)", id="mean-no-2"),
+    pytest.param("mean", lambda n, numel: 1,
+                 "the factor 2 and the division by numel = {numel} are both missing",
+                 id="mean-no-2-no-numel"),
+    pytest.param("mean", lambda n, numel: 1 / n,
+                 "divided by the batch size N = {n} instead of numel = {numel}, and the factor "
+                 "2 is missing", id="mean-batch-no-2"),
+    pytest.param("mean", lambda n, numel: 2 / numel**2,
+                 "divided by numel twice (by numel² = {square})", id="mean-numel-squared"),
+    pytest.param("mean", lambda n, numel: 2 * n / numel,
+                 "divided by the elements per sample, numel/N = {per_sample}, instead of numel = "
+                 "{numel}", id="mean-per-sample"),
+    pytest.param("mean", lambda n, numel: 2 / numel / n,
+                 "divided by the batch size N = {n} on top of numel = {numel}",
+                 id="mean-numel-and-batch"),
+    pytest.param("sum", lambda n, numel: 1, "the factor 2 is missing: ∂(p − t)²/∂p = 2·(p − t)",
+                 id="sum-no-2"),
+    pytest.param("sum", lambda n, numel: 2 / numel,
+                 "divided by numel = {numel}: reduction='sum' divides by nothing", id="sum-numel"),
+    pytest.param("sum", lambda n, numel: 2 / n,
+                 "divided by the batch size N = {n}: reduction='sum' divides by nothing",
+                 id="sum-batch"),
+    pytest.param("none", lambda n, numel: 1,
+                 "the factor 2 is missing: ∂(p − t)²/∂p = 2·(p − t)", id="none-no-2"),
+    pytest.param("none", lambda n, numel: 2 / numel,
+                 "divided by numel = {numel}: reduction='none' divides by nothing",
+                 id="none-numel"),
+]
 
-    monkeypatch.setattr(sn.MSELoss, "backward", mistaken)
+
+def mse_backward_scaled(factor, upstream: bool = True):
+    """An MSELoss.backward that returns factor(N, numel)·(p − t)·grad_output (without
+    grad_output unless `upstream`)."""
+    def backward(self, grad_output=1.0):
+        diff = self.saved["diff"]
+        return factor(diff.shape[0], diff.numel()) * diff * (grad_output if upstream else 1.0)
+    return backward
+
+
+@pytest.mark.parametrize("reduction, factor, mistake", MSE_MISTAKES)
+def test_mse_gradient_mistake_named(tasks, monkeypatch, reduction, factor, mistake):
+    """Every shape of the MSE tests tells the mistakes apart: each gets its own line."""
+    monkeypatch.setattr(sn.MSELoss, "backward", mse_backward_scaled(factor))
+    t02 = tasks.t02
+    tests = [t02.test_mse_gradient] + ([t02.test_mse_default_backward] if reduction != "none"
+                                       else [])
+    for shape in t02.MSE_SHAPES:
+        n, numel = shape[0], math.prod(shape)
+        named = mistake.format(n=n, numel=numel, square=numel * numel, per_sample=numel // n)
+        for test in tests:
+            message = failure(test.hypothesis.inner_test, reduction=reduction, case=(shape, 0))
+            head = message.splitlines()[0]
+            assert head.endswith(f"× the expected value — {named}"), head
+            assert f"prediction of shape {shape}" in head
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mse_gradient_without_the_upstream_gradient(tasks, monkeypatch, reduction):
+    monkeypatch.setattr(sn.MSELoss, "backward", mse_backward_scaled(
+        lambda n, numel: 2 / numel if reduction == "mean" else 2, upstream=False))
+    tasks.t02.test_mse_default_backward(reduction=reduction)      # upstream 1: no difference
+    head = failure(tasks.t02.test_mse_gradient, reduction=reduction).splitlines()[0]
+    assert "the expected value — grad_output (" in head and head.endswith("is not multiplied in")
+
+
+def test_mse_gradient_divided_by_the_batch_size(tasks, monkeypatch):
+    """Through Hypothesis: the example it shows names the mistake too."""
+    monkeypatch.setattr(sn.MSELoss, "backward", mse_backward_scaled(lambda n, numel: 2 / n))
     message = failure(tasks.t02.test_mse_gradient, reduction="mean")
-    assert "× the expected value" in message and "numel" in message
-    message = failure(tasks.t02.test_mse_default_backward, reduction="mean")
-    assert "× the expected value" in message and "not the batch size" in message
+    assert "— divided by the batch size N = " in message and "not the batch size" in message
 
 
 # -- upsampling backward that assumes a square scale -------------------------------------------
@@ -150,7 +234,7 @@ def test_upsampling_backward_assuming_square_scale(tasks, monkeypatch):
     for case in ((2, 3, 3, 2), (2, 3), 0), ((2, 2, 2, 5), (3, 1), 1):
         message = failure(tasks.t05.test_nearest_upsample_backward_fixed_cases, case=case)
         assert "s_h and s_w may differ" in message
-    assert "s_h" in failure(tasks.t05.test_nearest_upsample_backward)
+    assert "s_h" in crash("T05.2", tasks.t05.test_nearest_upsample_backward)  # or a crash
 
 
 # -- a Sigmoid that overflows ------------------------------------------------------------------
@@ -197,6 +281,25 @@ def test_adam_without_bias_correction(tasks, monkeypatch):
     assert "(the bias correction)" in message
 
 
+# -- AMSGrad that divides by √v, not by √ of its running maximum --------------------------------
+def adam_update_amsgrad_without_maximum(self, p, grad, state, group):
+    beta1, beta2 = group["betas"]
+    advance(p, state, amsgrad=True)
+    t = state["step"]
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = v.sqrt().div_((1 - beta2 ** t) ** 0.5).add_(group["eps"])  # the mistake: v, not v_max
+    p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
+
+
+def test_adam_amsgrad_without_the_running_maximum(tasks, monkeypatch):
+    monkeypatch.setattr(sn.Adam, "update_amsgrad", adam_update_amsgrad_without_maximum)
+    message = failure(tasks.t06.test_adam_amsgrad, impl="reference",
+                      kwargs={"lr": 0.01, "amsgrad": True})
+    assert "at step 1" not in message and "√v_max instead of √v" in message
+
+
 # -- SGD momentum buffer started at zero -------------------------------------------------------
 def sgd_update_buffer_from_zero(self, p, grad, state, group):
     d = grad if group["weight_decay"] == 0 else grad + group["weight_decay"] * p
@@ -214,3 +317,88 @@ def test_sgd_momentum_buffer_not_started_at_the_gradient(tasks, monkeypatch):
     message = failure(tasks.t06.test_sgd, kwargs={"lr": 0.05, "momentum": 0.5, "dampening": 0.3})
     assert "at step 1" in message and "0.7× the expected value" in message
     assert "the first step starts the buffer at the gradient itself" in message
+
+
+# -- a crash in the student's code: the case and the hint --------------------------------------
+def crashing_on_bias_none(correct):
+    """conv2d_forward `correct`, but crashing on bias None."""
+    def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, impl="fast"):
+        y, cols = correct(x, weight, None, stride, padding, dilation, groups, impl)
+        return y + bias.view(1, -1, 1, 1), cols                   # the mistake: bias None
+    return conv2d_forward
+
+
+def test_conv2d_forward_crashing_on_bias_none(tasks, monkeypatch):
+    monkeypatch.setattr(conv, "conv2d_forward", crashing_on_bias_none(conv.conv2d_forward))
+    message = crash("T03.3", tasks.t03.test_conv2d_forward, impl=None)
+    head = message.splitlines()[0]
+    assert head.startswith("conv2d_forward(x of shape (") and ", bias=None, stride=(" in head
+    assert all(f", {name}=" in head for name in ("padding", "dilation", "groups"))
+    assert head.endswith(") raised AttributeError: 'NoneType' object has no attribute 'view'")
+    assert "\n  bias is None in this case: use it only when not None" in message
+    assert f"\nHint: {task('T03.3').stub_message('conv2d_forward')}" in message
+
+
+def test_conv2d_forward_with_the_weight_not_transposed(tasks, monkeypatch):
+    def mistaken(x, weight, bias, stride, padding, dilation, groups, impl="fast"):
+        cols = im2col(x, tuple(weight.shape[2:]), stride, padding, dilation, "reference")
+        w = conv.weight_matrices(weight, groups)                   # the mistake: not transposed
+        return grouped_matmul(cols, w, groups, bias), cols
+
+    monkeypatch.setattr(conv, "conv2d_forward", mistaken)
+    with pytest.raises(CheckFailed) as info, reporting_crashes("T03.3"):
+        tasks.t03.test_conv2d_forward_asymmetric_case(impl=None)
+    message = str(info.value)
+    assert message.startswith("conv2d_forward(x of shape (2, 3, 7, 6), weight of shape "
+                              "(4, 3, 3, 2), bias of shape (4), stride=(2, 1), padding=(1, 2), "
+                              "dilation=(1, 2), groups=1, impl='fast') raised RuntimeError: "
+                              "mat1 and mat2")
+    assert "\n  at scratchnet/im2col.py:" in message and ", in grouped_matmul: " in message
+    assert "takes each group's weight matrix transposed" in message
+    assert isinstance(info.value.__cause__, RuntimeError)           # the original, traceback kept
+
+
+def test_linear_forward_crashing_without_bias(tasks, monkeypatch):
+    monkeypatch.setattr(sn.Linear, "forward", lambda self, x: x @ self.weight.T + self.bias)
+    message = crash("T01.1", tasks.t01.test_linear_forward_without_bias)
+    assert message.startswith("Linear(in_features=4, out_features=3, bias=False).forward(x of "
+                              "shape (5, 4)) raised TypeError: unsupported operand")
+    assert "self.bias is None in this case" in message
+    assert "\nHint: T01.1 Linear.forward — " in message
+
+
+def test_exceptions_the_tests_expect_are_left_alone(tasks, monkeypatch):
+    """An exception the test itself expects keeps its type; a blank task's stub its message."""
+    with reporting_crashes("T02.9"), pytest.raises(ValueError):
+        init.xavier_uniform_(torch.empty(5))
+    stub = task("T03.3").stub_message("conv2d_forward")
+
+    def blank(*args, **kwargs):
+        raise NotImplementedError(stub)
+
+    monkeypatch.setattr(conv, "conv2d_forward", blank)
+    with reporting_crashes("T03.3"), pytest.raises(NotImplementedError) as info:
+        tasks.t03.test_conv2d_forward_asymmetric_case(impl=None)
+    assert str(info.value) == stub
+
+
+def test_the_task_tests_report_crashes(tmp_path):
+    """pytest on tests/tasks, as `make check` and the grader run it, with conv2d_forward broken
+    by a plugin: the report names the case and the hint, after the original traceback."""
+    (tmp_path / "break_conv2d_forward.py").write_text(
+        "from scratchnet import conv\nfrom test_mistakes import crashing_on_bias_none\n\n"
+        "conv.conv2d_forward = crashing_on_bias_none(conv.conv2d_forward)\n", encoding="utf-8")
+    path = os.pathsep.join([str(tmp_path), str(Path(__file__).parent),
+                            os.environ.get("PYTHONPATH", "")])
+    test = f"{TASK_TESTS}/test_t03_convolution.py::test_conv2d_forward[default]"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", test, "-p", "break_conv2d_forward", "-p",
+         "no:cacheprovider", "-q", "--no-header"], cwd=TASK_TESTS.parents[1], text=True,
+        capture_output=True, env={**os.environ, "PYTHONPATH": path}, check=False, timeout=300)
+    out = result.stdout
+    assert result.returncode == 1 and "1 failed" in out, out + result.stderr
+    original = out.index("AttributeError: 'NoneType' object has no attribute 'view'")
+    cause = out.index("The above exception was the direct cause of the following exception")
+    report = out.index("CheckFailed: conv2d_forward(x of shape (")
+    assert original < cause < report, out
+    assert "bias=None" in out[report:] and "Hint: T03.3 conv2d_forward — " in out[report:], out

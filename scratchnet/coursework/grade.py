@@ -62,6 +62,7 @@ from pathlib import Path
 from ..files import atomic_write
 from . import grade_runtime
 from .handout import cell_task, default_source, write_handout
+from .regions import FAST_PATH, MarkerError, find_regions, replace_regions
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -402,6 +403,20 @@ def _log_tail(path: Path, lines: int = 1) -> str:
 # ---------------------------------------------------------------------------------------------
 # one submission's folder
 
+def without_fast_paths(path: Path) -> None:
+    """Delete the FAST PATH regions of a submission's .py file in place, as the hand-out does: a
+    student's file has none, the instructor's solution edition does, and they call modules the
+    student edition does not ship. A file whose markers do not pair up is left as it is."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "FAST PATH" not in text:
+        return
+    try:
+        regions = [r for r in find_regions(text, str(path)) if r.kind == FAST_PATH]
+    except MarkerError:
+        return
+    path.write_text(replace_regions(text, regions, lambda region, body: []), encoding="utf-8")
+
+
 class _Workspace:
     """A submission's copy in a fresh temporary folder: the student edition's `scratchnet/` with
     the submission's files (`submission_files`), its notebooks, the instructor's tests/tasks,
@@ -453,6 +468,8 @@ class _Workspace:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.submission / rel, target, follow_symlinks=False)
+            if target.suffix == ".py":
+                without_fast_paths(target)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
         shutil.copytree(g.root / "tests" / "tasks", tmp / "tests" / "tasks", ignore=ignore)
         (tmp / ".grader").mkdir()

@@ -5,9 +5,10 @@
     write_handout("/tmp/one", blank={"T03.4"})      # only T03.4 blanked, other solutions kept
 
 What OUT holds: `scratchnet/` with each SOLUTION region of a blanked task replaced by a stub that
-raises NotImplementedError with the task's message, every FAST PATH region deleted and the other
-marker lines dropped; `notebooks/` with outputs cleared, the solution cells of blanked tasks
-replaced by nbgrader's stubs and hidden tests removed (nbgrader metadata kept); `tests/tasks/`;
+raises NotImplementedError with the task's message, every FAST PATH region (and module only fast
+paths use, FAST_PATH_MODULES) deleted and the other marker lines dropped; `notebooks/` with outputs cleared, the solution cells of blanked tasks
+replaced by nbgrader's stubs, hidden tests removed (nbgrader metadata kept) and the cells that show
+or time the fast paths left out (`instructor_only`); `tests/tasks/`;
 pyproject.toml, environment.yml, .gitignore, a student Makefile and README.md. The output depends
 only on the input (sorted traversal, no timestamps), is built beside OUT and renamed into place,
 and replaces OUT only when OUT is empty or a previous hand-out (it holds `.scratchnet-handout`).
@@ -37,10 +38,16 @@ from .tasks import NOTEBOOKS, TASKS, Task
 
 MARKER_FILE = ".scratchnet-handout"
 TOP_FILES = ("pyproject.toml", "environment.yml", ".gitignore")
-# what only the instructor uses: nbval's settings, and nbgrader (its JupyterLab extension would
-# greet students with "No nbgrader_config.py file found")
+# what only the instructor uses: nbval's settings; nbgrader (its JupyterLab extension would
+# greet students with "No nbgrader_config.py file found"); playwright (the browser tests) and
+# django-static-mathjax (the offline site, `make site`)
 INSTRUCTOR_FILES = {"sanitize.cfg"}
-INSTRUCTOR_REQUIREMENTS = {'"nbgrader",', "- nbgrader"}
+INSTRUCTOR_REQUIREMENTS = {"nbgrader", "playwright", "django-static-mathjax"}
+# package modules that only the fast paths use: the student edition has no fast paths
+FAST_PATH_MODULES = {"scratchnet/winograd.py"}
+# a requirement's line in pyproject.toml ('    "name>=1,<2",  # why') or environment.yml
+# ('      - name>=1'): the name, then a version, marker or extras, or the end of the entry
+_REQUIREMENT = re.compile(r'^\s*(?:"|-\s+)([A-Za-z0-9][A-Za-z0-9._-]*)(?=[\s"<>=!~;\[,]|$)')
 TEMPLATE = Path(__file__).with_name("student_readme.md")
 DEFAULT_TORCH = "torch==2.13.0"
 _SKIP_DIRS = {"__pycache__", "build", "dist"}
@@ -177,6 +184,8 @@ def _build(stage: Path, source: Path, tasks: Sequence[Task], blank: set[str]
     for rel in _files(source / "scratchnet"):
         name = f"scratchnet/{rel.as_posix()}"
         src = source / "scratchnet" / rel
+        if name in FAST_PATH_MODULES:
+            continue
         if rel.suffix != ".py":
             _write(stage / name, src.read_bytes())
             continue
@@ -229,9 +238,17 @@ def _build(stage: Path, source: Path, tasks: Sequence[Task], blank: set[str]
 
 
 def without_instructor_tools(text: str) -> str:
-    """A dependency file without the lines that list instructor-only requirements."""
+    """A dependency file (pyproject.toml, environment.yml) without the lines that list an
+    instructor-only requirement (INSTRUCTOR_REQUIREMENTS, whatever its version)."""
     return "".join(line for line in text.splitlines(keepends=True)
-                   if line.strip() not in INSTRUCTOR_REQUIREMENTS)
+                   if requirement_name(line) not in INSTRUCTOR_REQUIREMENTS)
+
+
+def requirement_name(line: str) -> str | None:
+    """The normalised name of the requirement a dependency file's line lists
+    ('    "Django_Static.MathJax>=3.2,<4",' → 'django-static-mathjax'), else None."""
+    m = _REQUIREMENT.match(line)
+    return re.sub(r"[-_.]+", "-", m.group(1)).lower() if m else None
 
 
 # ---- notebooks --------------------------------------------------------------------------------
@@ -249,12 +266,22 @@ def cell_task(grade_id: str | None) -> str | None:
     return f"T{m.group(1)}.{m.group(2)}" if m else None
 
 
+def instructor_only(cell: dict) -> bool:
+    """Whether a notebook cell shows or times the instructor's fast paths, which the student
+    edition does not have (cell metadata `"scratchnet": {"edition": "instructor"}`)."""
+    return cell.get("metadata", {}).get("scratchnet", {}).get("edition") == "instructor"
+
+
 def handout_notebook(nb: dict, name: str, blank: Collection[str],
                      known: Collection[str]) -> int:
     """The student edition of a notebook, in place (nbgrader's ClearSolutions, ClearHiddenTests,
-    ClearOutput): returns the number of solution cells cleared."""
+    ClearOutput; instructor-only cells left out): returns the number of solution cells
+    cleared."""
     cleared = 0
     for i, cell in enumerate(nb.get("cells", [])):
+        if instructor_only(cell) and cell.get("metadata", {}).get("nbgrader"):
+            raise MarkerError(f"{name}, cell {i}: a graded or solution cell cannot be "
+                              "instructor-only")
         where = f"{name}, cell {i}" + (f" ({cell['id']})" if "id" in cell else "")
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
@@ -282,6 +309,7 @@ def handout_notebook(nb: dict, name: str, blank: Collection[str],
             cell["execution_count"] = None
             for key in ("collapsed", "scrolled"):
                 cell.get("metadata", {}).pop(key, None)
+    nb["cells"] = [cell for cell in nb.get("cells", []) if not instructor_only(cell)]
     nb.get("metadata", {}).pop("celltoolbar", None)
     return cleared
 

@@ -101,8 +101,8 @@ TASKS: tuple[Task, ...] = (
           ("scratchnet/containers.py:Sequential.forward",
            "scratchnet/containers.py:Sequential.backward"),
           ("run the modules in order, each on the output of the one before",
-           "call every module's backward in reverse order, each on the gradient the module "
-           "after it returned")),
+           ("call every module's backward in reverse order, each on the gradient the module "
+            "after it returned"))),
     Task("T01.4", "Check: Linear and Sequential against torch", 1, "check", "§3–§4",
          depends=T01_CODE),
     Task("T01.5", "Exercise: a Scale module with a parameter", 2, "exercise", "Exercises"),
@@ -154,7 +154,9 @@ TASKS: tuple[Task, ...] = (
     _code("T03.2", "fold, the adjoint of unfold", 2, "§3", ("scratchnet/im2col.py:fold",),
           "add every column back onto the pixels it was copied from, then crop the padding"),
     _code("T03.3", "Conv2d forward", 2, "§2", ("scratchnet/conv.py:conv2d_forward",),
-          "compute cols with im2col and the output as one matrix product", ("T03.1",)),
+          ("compute cols with im2col and the output as one matrix product, y = cols·Wᵀ + b: "
+           "grouped_matmul(cols, w, groups, bias) takes each group's weight matrix transposed, "
+           "w = weight_matrices(weight, groups).transpose(1, 2)"), ("T03.1",)),
     _code("T03.4", "Conv2d backward", 3, "§3", ("scratchnet/conv.py:conv2d_backward",),
           "write dW = Gᵀ·cols, db as a sum over batch and positions, dx = col2im(G·W)",
           ("T03.2",)),
@@ -193,8 +195,12 @@ TASKS: tuple[Task, ...] = (
     _code("T06.1", "SGD: momentum, Nesterov, weight decay", 3, "§2",
           ("scratchnet/optim/sgd.py:SGD.update",),
           "update p in place: weight decay, the momentum buffer (dampening, Nesterov), the step"),
-    _code("T06.2", "Adam with bias correction", 3, "§3", ("scratchnet/optim/adam.py:Adam.update",),
-          "update the moments m and v, correct their bias, and step p in place"),
+    _code("T06.2", "Adam with bias correction", 3, "§3",
+          ("scratchnet/optim/adam.py:Adam.update", "scratchnet/optim/adam.py:Adam.update_amsgrad"),
+          ("update the moments m and v, correct their bias, and step p in place",
+           ("step as update does, but divide by the square root of v_max, the running maximum "
+            "of v (advance(p, state, amsgrad=True) creates it), kept up to date in place with "
+            "torch.maximum"))),
     Task("T06.3", "Check: optimizers against torch.optim", 1, "check", "§4",
          depends=T01_CODE + T02_CODE + T03_CODE + T06_CODE),
     Task("T06.4", "Exercise: RMSprop", 2, "exercise", "Exercises"),

@@ -124,8 +124,11 @@ class Adam(Optimizer):
 
     def update_amsgrad(self, p: Tensor, grad: Tensor, state: dict[str, Any],
                        group: dict[str, Any]) -> None:
-        """`update` with AMSGrad's denominator: √ of the running maximum of v, kept in
-        state["max_exp_avg_sq"], so that a parameter's effective step never grows back."""
+        """`update` with AMSGrad's denominator (Reddi et al., 2018): m and v as in `update`, then
+        v_max = max(v_max, v) elementwise, in place, and √v_max instead of √v, so that a
+        parameter's effective step never grows back. `advance(p, state, amsgrad=True)` also
+        creates v_max = state["max_exp_avg_sq"] (zeros) at the first step."""
+        ### BEGIN SOLUTION
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * p
@@ -137,6 +140,7 @@ class Adam(Optimizer):
         torch.maximum(v_max, v, out=v_max)
         denom = (v_max.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
         p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
+        ### END SOLUTION
 
     def update(self, p: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Change p in place from grad (p's shape). `advance(p, state)` counts the step in

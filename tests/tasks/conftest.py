@@ -10,11 +10,13 @@ Self-contained (it ships alone in the hand-out). It
   backward/grad and torch.optim's steps raise when called from the student's package code —
   the test's own torch references still use them. In T03.1/T03.2 tests fold/unfold raise too;
 - runs tests with an `impl` argument once with the layers' default implementation and, in the
-  solution edition (which still has the fast paths), once more with impl="reference".
+  solution edition (which still has the fast paths), once more with impl="reference";
+- reports an exception raised in the task's code as a CheckFailed that names the call (function,
+  shapes, arguments), the line that raised and the task's hint (checks.reporting_crashes), the
+  original exception's traceback shown above it.
 """
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, Phase, settings
 
 import scratchnet
-from scratchnet.coursework.checks import CheckFailed
+from scratchnet.coursework.checks import CheckFailed, is_student_file, reporting_crashes
 from scratchnet.coursework.tasks import TASKS, task
 
 PROFILE = "scratchnet-tasks"
@@ -38,7 +40,6 @@ settings.register_profile(
                            HealthCheck.function_scoped_fixture])
 
 PACKAGE = Path(scratchnet.__file__).resolve().parent
-NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
 FOLD_TASKS = {"T03.1", "T03.2"}
 SOLUTION_EDITION = any("### BEGIN SOLUTION" in path.read_text(encoding="utf-8")
                        for path in PACKAGE.rglob("*.py") if "coursework" not in path.parts)
@@ -95,19 +96,10 @@ def _no_autograd() -> Iterator[None]:
     torch.set_grad_enabled(previous)
 
 
-@functools.cache
-def _is_student_file(filename: str) -> bool:
-    try:
-        parts = Path(filename).resolve().relative_to(PACKAGE).parts
-    except ValueError:
-        return False
-    return not parts or parts[0] not in NOT_STUDENT_CODE
-
-
 def _called_from_student_code() -> bool:
     frame = sys._getframe(2)
     while frame is not None:
-        if _is_student_file(frame.f_code.co_filename):
+        if is_student_file(frame.f_code.co_filename):
             return True
         frame = frame.f_back
     return False
@@ -171,3 +163,15 @@ def _purity(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     for cls in OPTIMIZERS:
         monkeypatch.setattr(cls, "step", _guarded(
             cls.step, f"torch.optim.{cls.__name__}.step", task_id))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Run a task's test under `reporting_crashes`: an exception in the student's code names its
+    case and the task's hint."""
+    __tracebackhide__ = True
+    task_id = _task_of(pyfuncitem)
+    if task_id is None:
+        return (yield)
+    with reporting_crashes(task_id):
+        return (yield)

@@ -2,6 +2,8 @@
 References: torch (torch.relu/sigmoid/tanh, F.mse_loss, autograd) in float64."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,14 +156,40 @@ GRAD_HINT = {
 }
 
 
-# prediction's shape, (N, …) with N > 1 and more elements than N, and a seed
-mse_cases = st.tuples(st.sampled_from([(2, 3), (3, 2, 2), (2, 3, 2, 3), (4, 1, 3)]),
-                      st.integers(0, 2**31))
+# prediction's shapes (N, …): N ≥ 3 and numel/N ∉ {1, 2, N, 2N}, so that every mistake of
+# mse_mistakes scales the gradient by a factor of its own (tests/test_mistakes.py checks it)
+MSE_SHAPES = ((3, 4), (4, 3, 2), (3, 2, 2, 2), (5, 1, 3))
+mse_cases = st.tuples(st.sampled_from(MSE_SHAPES), st.integers(0, 2**31))
 
 
 def make_mse(case: tuple) -> tuple[Tensor, Tensor, int]:
     shape, seed = case
     return randn(shape, seed), randn(shape, seed + 1), seed
+
+
+def mse_mistakes(shape: tuple[int, ...], reduction: str,
+                 upstream: float = 1.0) -> dict[float, str]:
+    """The classic mistakes of MSELoss.backward for a prediction of `shape` and a scalar upstream
+    gradient: the factor each multiplies the right gradient by → the mistake, in words."""
+    n, numel = shape[0], math.prod(shape)
+    mistakes = {0.5: "the factor 2 is missing: ∂(p − t)²/∂p = 2·(p − t)"}
+    if upstream != 1.0:
+        mistakes[1 / upstream] = f"grad_output ({upstream:.4g} here) is not multiplied in"
+    if reduction != "mean":
+        return mistakes | {
+            1 / numel: f"divided by numel = {numel}: reduction={reduction!r} divides by nothing",
+            1 / n: f"divided by the batch size N = {n}: reduction={reduction!r} divides by "
+                   "nothing"}
+    return mistakes | {
+        numel: f"the division by numel = {numel} is missing",
+        numel / 2: f"the factor 2 and the division by numel = {numel} are both missing",
+        numel / n: f"divided by the batch size N = {n} instead of numel = {numel}",
+        numel / (2 * n): f"divided by the batch size N = {n} instead of numel = {numel}, and "
+                         "the factor 2 is missing",
+        1 / numel: f"divided by numel twice (by numel² = {numel * numel})",
+        n: f"divided by the elements per sample, numel/N = {numel // n}, instead of numel = "
+           f"{numel}",
+        1 / n: f"divided by the batch size N = {n} on top of numel = {numel}"}
 
 
 @pytest.mark.T02_4
@@ -171,8 +199,8 @@ def test_mse_loss(reduction, case):
     prediction, target, _ = make_mse(case)
     want = F.mse_loss(prediction, target, reduction=reduction)
     loss = sn.MSELoss(reduction)(prediction, target)
-    expect_close(loss, want, f"the loss (reduction={reduction!r})", **TOL,
-                 hint=LOSS_HINT[reduction])
+    expect_close(loss, want, f"the loss (reduction={reduction!r}, prediction of shape "
+                 f"{case[0]})", **TOL, hint=LOSS_HINT[reduction])
 
 
 @pytest.mark.T02_4
@@ -185,9 +213,11 @@ def test_mse_gradient(reduction, case):
     upstream = randn(tuple(loss.shape), seed + 2)
     _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
                              [prediction], upstream)
+    scalar = float(upstream) if reduction != "none" else 1.0   # a backward ignoring it: ×1/it
     expect_close(crit.backward(upstream), want,
-                 f"∂L/∂prediction (reduction={reduction!r}, with an upstream gradient)", **TOL,
-                 hint=GRAD_HINT[reduction])
+                 f"∂L/∂prediction (reduction={reduction!r}, prediction of shape {case[0]}, with "
+                 f"an upstream gradient)", **TOL, hint=GRAD_HINT[reduction],
+                 mistakes=mse_mistakes(case[0], reduction, scalar))
 
 
 @pytest.mark.T02_4
@@ -200,5 +230,6 @@ def test_mse_default_backward(reduction, case):
     crit(prediction, target)
     _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
                              [prediction], torch.tensor(1.0, dtype=torch.float64))
-    expect_close(crit.backward(), want, f"∂loss/∂prediction (reduction={reduction!r})", **TOL,
-                 hint=GRAD_HINT[reduction])
+    expect_close(crit.backward(), want, f"∂loss/∂prediction (reduction={reduction!r}, "
+                 f"prediction of shape {case[0]})", **TOL, hint=GRAD_HINT[reduction],
+                 mistakes=mse_mistakes(case[0], reduction))

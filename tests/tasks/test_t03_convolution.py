@@ -61,15 +61,26 @@ class Conv:
     def bias_(self) -> Tensor | None:
         return randn((self.c_out,), self.seed + 2) if self.bias else None
 
+    def describe(self, layer: bool = True) -> str:
+        """The case in the messages' words: x's shape and the hyper-parameters; with `layer`,
+        weight's shape (not the kernel), groups and the bias too."""
+        x = f"x of shape {(self.n, self.c_in, *self.size)}"
+        hyper = f"stride {self.stride}, padding {self.padding}, dilation {self.dilation}"
+        if not layer:
+            return f"{x}, kernel {self.kernel}, {hyper}"
+        weight = (self.c_out, self.c_in // self.groups, *self.kernel)
+        return (f"{x}, weight of shape {weight}, {hyper}, groups {self.groups}, "
+                f"{'with a bias' if self.bias else 'bias None'}")
+
 
 def pairs(low: int, high: int) -> st.SearchStrategy[Pair]:
     return st.tuples(st.integers(low, high), st.integers(low, high))
 
 
 @st.composite
-def convs(draw: st.DrawFn, grouped: bool = True) -> Conv:
+def convs(draw: st.DrawFn, grouped: bool = True, bias: bool | None = None) -> Conv:
     """Batch > 1, channels > 1, H ≠ W, kernel, stride, padding and dilation drawn per axis; the
-    output is at least 1×1."""
+    output is at least 1×1. `bias`: whether the case has a bias (drawn when None)."""
     groups = draw(st.integers(1, 3)) if grouped else 1
     c_in = groups * draw(st.integers(1 if groups > 1 else 2, 3))
     c_out = groups * draw(st.integers(1 if groups > 1 else 2, 3))
@@ -79,7 +90,8 @@ def convs(draw: st.DrawFn, grouped: bool = True) -> Conv:
     h = draw(st.integers(low[0], low[0] + 4), label="H")
     w = draw(st.integers(low[1], low[1] + 4).filter(lambda w: w != h), label="W")
     return Conv(draw(st.integers(2, 3), label="N"), c_in, c_out, (h, w), kernel, stride, padding,
-                dilation, groups, draw(st.booleans(), label="bias"), draw(st.integers(0, 2**31)))
+                dilation, groups, draw(st.booleans(), label="bias") if bias is None else bias,
+                draw(st.integers(0, 2**31)))
 
 
 # A fixed case with every hyper-parameter different per axis, always tested first.
@@ -96,8 +108,8 @@ def check_unfold(case: Conv) -> None:
     x = case.x()
     want = F.unfold(x, case.kernel, **case.args)
     got = im2col.unfold(x, case.kernel, case.stride, case.padding, case.dilation)
-    expect_close(got, want, f"unfold(x) with kernel {case.kernel}, stride {case.stride}, "
-                 f"padding {case.padding}, dilation {case.dilation}", **TOL, hint=UNFOLD_HINT)
+    expect_close(got, want, f"unfold(x) ({case.describe(layer=False)})", **TOL,
+                 hint=UNFOLD_HINT)
 
 
 @pytest.mark.T03_1
@@ -123,9 +135,8 @@ def check_fold(case: Conv) -> None:
     cols = randn((case.n, case.c_in * case.kernel[0] * case.kernel[1], ho * wo), case.seed + 3)
     want = F.fold(cols, case.size, case.kernel, **case.args)
     got = im2col.fold(cols, case.size, case.kernel, case.stride, case.padding, case.dilation)
-    expect_close(got, want, f"fold(cols) onto {case.size} with kernel {case.kernel}, stride "
-                 f"{case.stride}, padding {case.padding}, dilation {case.dilation}", **TOL,
-                 hint=FOLD_HINT)
+    expect_close(got, want, f"fold(cols) of cols of shape {tuple(cols.shape)} back onto "
+                 f"{case.describe(layer=False)}", **TOL, hint=FOLD_HINT)
 
 
 @pytest.mark.T03_2
@@ -141,9 +152,11 @@ def test_fold(case):
 
 # -- T03.3 conv2d_forward ----------------------------------------------------------------------
 FORWARD_HINT = ("cols = im2col(x, …) has one row per output pixel (n, i, j); y = cols·Wᵀ + b with "
-                "W = weight as a (C_out, C_in·kh·kw) matrix (with groups: one product per group, "
-                "grouped_matmul); then (N·H_out·W_out, C_out) → (N, H_out, W_out, C_out) → "
-                "permute to (N, C_out, H_out, W_out)")
+                "W = weight as a (C_out, C_in·kh·kw) matrix; with groups, one product per group: "
+                "grouped_matmul(cols, Wᵀ, groups, bias) takes each group's matrix transposed, "
+                "weight_matrices(weight, groups).transpose(1, 2), of shape (groups, "
+                "C_in/groups·kh·kw, C_out/groups); then (N·H_out·W_out, C_out) → (N, H_out, W_out, "
+                "C_out) → permute to (N, C_out, H_out, W_out)")
 COLS_HINT = ("return the cols you multiplied: (N·H_out·W_out, C_in·kh·kw), row (n, i, j) holding "
              "the patch in unfold's order (c, u, v) — "
              "F.unfold(x, …).transpose(1, 2).reshape(-1, C·kh·kw)")
@@ -160,13 +173,11 @@ def check_forward(case: Conv, impl: str | None) -> None:
     want = F.conv2d(x, weight, bias, groups=case.groups, **case.args)
     args = (x, weight, bias, case.stride, case.padding, case.dilation, case.groups)
     y, cols = conv.conv2d_forward(*args) if impl is None else conv.conv2d_forward(*args, impl)
-    what = (f"the output y of conv2d_forward (kernel {case.kernel}, stride {case.stride}, "
-            f"padding {case.padding}, dilation {case.dilation}, groups {case.groups}"
-            f"{'' if case.bias else ', bias None'})")
-    expect_close(y, want, what, **TOL, hint=FORWARD_HINT)
+    expect_close(y, want, f"the output y of conv2d_forward ({case.describe()})", **TOL,
+                 hint=FORWARD_HINT)
     if impl == "reference":
-        expect_close(cols, reference_cols(x, case), "the cols conv2d_forward returns", **TOL,
-                     hint=COLS_HINT)
+        expect_close(cols, reference_cols(x, case), f"the cols conv2d_forward returns "
+                     f"({case.describe(layer=False)})", **TOL, hint=COLS_HINT)
 
 
 @pytest.mark.T03_3
@@ -191,7 +202,9 @@ def test_conv2d_forward_returns_the_cols(case):
 # -- T03.4 conv2d_backward ---------------------------------------------------------------------
 DX_HINT = ("dx = col2im(G·W): G = grad_out as a (N·H_out·W_out, C_out) matrix (permute to "
            "(N, H_out, W_out, C_out) before reshaping), times W as a (C_out, C_in·kh·kw) matrix "
-           "(per group with groups), the rows scattered back by col2im (overlaps add up)")
+           "(per group with groups: grouped_matmul(G, weight_matrices(weight, groups), groups), "
+           "W as it is — not transposed as in the forward), the rows scattered back by col2im "
+           "(overlaps add up)")
 DW_HINT = ("dW = Gᵀ·cols, reshaped to weight's shape (C_out, C_in/groups, kh, kw); G's rows are "
            "the output pixels (n, i, j) in the same order as cols' rows — permute grad_out to "
            "(N, H_out, W_out, C_out) before reshaping; with groups, one product per group "
@@ -201,7 +214,9 @@ DB_HINT = ("db = Σ_rows G: the sum of grad_out over the batch and every output 
 
 
 def check_backward(case: Conv) -> None:
-    x, weight, bias = case.x(), case.weight(), randn((case.c_out,), case.seed + 2)
+    """conv2d_backward's three results against torch's, for a case with a bias (db is always
+    computed), so that the case shown fits a failure of ∂L/∂b too."""
+    x, weight, bias = case.x(), case.weight(), case.bias_()
     g = randn((case.n, case.c_out, *case.out_size), case.seed + 4)
     with torch.enable_grad():
         leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
@@ -209,9 +224,13 @@ def check_backward(case: Conv) -> None:
     dx, dw, db = (leaf.grad for leaf in leaves)
     got = conv.conv2d_backward(g, reference_cols(x, case), tuple(x.shape), weight, case.stride,
                                case.padding, case.dilation, case.groups, "reference")
-    expect_close(got[2], db, "∂L/∂b (the third result of conv2d_backward)", **TOL, hint=DB_HINT)
-    expect_close(got[1], dw, "∂L/∂W (the second result of conv2d_backward)", **TOL, hint=DW_HINT)
-    expect_close(got[0], dx, "∂L/∂x (the first result of conv2d_backward)", **TOL, hint=DX_HINT)
+    shown = case.describe()
+    expect_close(got[2], db, f"∂L/∂b (the third result of conv2d_backward; {shown})", **TOL,
+                 hint=DB_HINT)
+    expect_close(got[1], dw, f"∂L/∂W (the second result of conv2d_backward; {shown})", **TOL,
+                 hint=DW_HINT)
+    expect_close(got[0], dx, f"∂L/∂x (the first result of conv2d_backward; {shown})", **TOL,
+                 hint=DX_HINT)
 
 
 @pytest.mark.T03_4
@@ -220,6 +239,6 @@ def test_conv2d_backward_asymmetric_case():
 
 
 @pytest.mark.T03_4
-@given(case=convs())
+@given(case=convs(bias=True))
 def test_conv2d_backward(case):
     check_backward(case)

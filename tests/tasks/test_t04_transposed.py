@@ -87,7 +87,8 @@ FORWARD_HINT = ("every input pixel stamps its kernel onto the output: rows X·W 
 def check_forward(case: dict, impl: str | None) -> None:
     layer, x = make(case, impl)
     want, _ = reference(layer, x)
-    expect_close(layer(x), want, f"the output of {layer!r}", **TOL, hint=FORWARD_HINT)
+    expect_close(layer(x), want, f"the output of {layer!r} for x of shape {tuple(x.shape)}",
+                 **TOL, hint=FORWARD_HINT)
 
 
 @pytest.mark.T04_1
@@ -118,7 +119,7 @@ def check_backward(case: dict, impl: str | None) -> None:
     y = layer(x)
     g = randn(tuple(y.shape), case["seed"] + 3)
     _, (dx, dw, *db) = reference(layer, x, g)
-    name = repr(layer)
+    name = f"{layer!r} for x of shape {tuple(x.shape)}"
     expect_close(layer.backward(g), dx, f"∂L/∂x of {name}", **TOL, hint=DX_HINT)
     expect_close(layer.weight.grad, dw, f"∂L/∂weight of {name}", **TOL, hint=DW_HINT)
     if layer.bias is not None:

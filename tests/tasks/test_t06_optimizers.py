@@ -1,4 +1,5 @@
-"""Notebook 06 · Optimizers: T06.1 SGD.update, T06.2 Adam.update, both through step().
+"""Notebook 06 · Optimizers: T06.1 SGD.update, T06.2 Adam.update and Adam.update_amsgrad, all
+through step().
 Reference: torch.optim's SGD and Adam updates on copies of the same parameters and gradients,
 float64, several steps; each step's change p_new − p_old is compared.
 
@@ -31,13 +32,14 @@ problems = st.tuples(st.sampled_from([((3, 4), (4,)), ((2, 3, 2), (5,), (2, 2)),
 
 
 def compare_steps(make_ours, make_torch, problem, name: str, first_hint: str,
-                  later_hint: str) -> None:
-    """Run both optimizers for STEPS steps with the same gradients; compare every step's change
-    of every parameter, and that the gradients are left untouched."""
+                  later_hint: str, grad_scales: tuple[float, ...] = (1.0,) * STEPS) -> None:
+    """Run both optimizers for STEPS steps with the same gradients (step t's multiplied by
+    grad_scales[t - 1]); compare every step's change of every parameter, and that the gradients
+    are left untouched."""
     shapes, seed = problem
     params = [randn(shape, seed + i) for i, shape in enumerate(shapes)]
-    grads = [[randn(shape, seed + 100 * (t + 1) + i) for i, shape in enumerate(shapes)]
-             for t in range(STEPS)]
+    grads = [[scale * randn(shape, seed + 100 * (t + 1) + i) for i, shape in enumerate(shapes)]
+             for t, scale in enumerate(grad_scales)]
     ours = [p.clone() for p in params]
     theirs = [p.clone() for p in params]
     opt, reference = make_ours(ours), make_torch(theirs)
@@ -74,16 +76,17 @@ class TorchAdam:
     """torch.optim.Adam(params, **kwargs), step for step."""
 
     def __init__(self, params: list[Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, amsgrad: bool = False):
         self.params = params
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
+        self.v_max = [torch.zeros_like(p) for p in params] if amsgrad else []
         self.steps = [torch.tensor(0.0) for _ in params]
         self.kwargs = {"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
-                       "weight_decay": weight_decay, "amsgrad": False, "maximize": False}
+                       "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": False}
 
     def step(self) -> None:
-        torch_adam(self.params, [p.grad for p in self.params], self.m, self.v, [],
+        torch_adam(self.params, [p.grad for p in self.params], self.m, self.v, self.v_max,
                    self.steps, foreach=False, **self.kwargs)
 
 
@@ -149,3 +152,30 @@ def make_adam(params: list[Tensor], kwargs: dict, impl: str | None) -> sn.Adam:
 def test_adam(impl, kwargs, problem):
     compare_steps(lambda ps: make_adam(ps, kwargs, impl), lambda ps: TorchAdam(ps, **kwargs),
                   problem, f"Adam({sgd_id(kwargs)})", ADAM_FIRST_HINT, ADAM_LATER_HINT)
+
+
+# -- T06.2 Adam.update_amsgrad -----------------------------------------------------------------
+AMSGRAD_CONFIGS = [
+    {"lr": 0.01, "amsgrad": True},
+    {"lr": 0.1, "betas": (0.5, 0.9), "amsgrad": True},
+    {"lr": 0.05, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01, "amsgrad": True},
+]
+# large gradients, then small ones: v shrinks from step 3 on, and AMSGrad's v_max keeps the peak
+AMSGRAD_SCALES = (1.0, 3.0, 0.1, 0.3)
+AMSGRAD_FIRST_HINT = ("at step 1 AMSGrad is Adam: v_max = max(0, v) = v. update_amsgrad must do "
+                      "what update does (weight decay, m, v, the bias correction, p in place), "
+                      "with advance(p, state, amsgrad=True) counting the step")
+AMSGRAD_LATER_HINT = ("AMSGrad divides by √v_max instead of √v: v_max = state['max_exp_avg_sq'] "
+                      "is the running maximum of v, torch.maximum(v_max, v, out=v_max) after v "
+                      "is updated (in place, so that it persists), then p ← p − lr/(1 − β₁ᵗ)·m/"
+                      "(√v_max/√(1 − β₂ᵗ) + ε); m and v themselves are updated as in Adam. These "
+                      "gradients grow, then shrink: a step that used v here moved too far")
+
+
+@pytest.mark.T06_2
+@pytest.mark.parametrize("kwargs", AMSGRAD_CONFIGS, ids=sgd_id)
+@given(problem=problems)
+def test_adam_amsgrad(impl, kwargs, problem):
+    compare_steps(lambda ps: make_adam(ps, kwargs, impl), lambda ps: TorchAdam(ps, **kwargs),
+                  problem, f"Adam({sgd_id(kwargs)})", AMSGRAD_FIRST_HINT, AMSGRAD_LATER_HINT,
+                  grad_scales=AMSGRAD_SCALES)
