@@ -110,11 +110,13 @@ def test_written_answers_wait_for_a_person(gradebook):
 
 
 def test_generate_assignment_accepts_every_notebook(tmp_path):
-    """Every notebook of the series, 00 to 08, goes through nbgrader's generate_assignment, and its
-    release equals our hand-out's notebook (nbgrader's ClearSolutions and ClearHiddenTests)."""
+    """Every notebook of the series goes through nbgrader's generate_assignment, and its release
+    equals our hand-out's notebook (nbgrader's ClearSolutions and ClearHiddenTests), less the
+    instructor-only cells our hand-out leaves out."""
     import json
 
-    from scratchnet.coursework.handout import write_handout
+    from scratchnet.coursework.handout import instructor_only, write_handout
+    from scratchnet.coursework.tasks import NOTEBOOKS
 
     course = tmp_path / "course"
     source = course / "source" / ASSIGNMENT
@@ -122,13 +124,15 @@ def test_generate_assignment_accepts_every_notebook(tmp_path):
     (course / "nbgrader_config.py").write_text(
         f"c = get_config()\nc.CourseDirectory.course_id = {COURSE!r}\n")
     names = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert len(names) == 9
+    assert names == [f"{number}_{stem.split('_', 1)[1]}" for number, stem in
+                     sorted({"00": "00_welcome", **NOTEBOOKS}.items())]
     for name in names:
         shutil.copyfile(ROOT / "notebooks" / f"{name}.ipynb", source / f"{name}.ipynb")
     nbgrader(course, "generate_assignment", ASSIGNMENT)
     handout = write_handout(tmp_path / "handout")
     for name in names:
         released = json.loads((course / "release" / ASSIGNMENT / f"{name}.ipynb").read_text())
+        released["cells"] = [c for c in released["cells"] if not instructor_only(c)]
         ours = json.loads((handout / "notebooks" / f"{name}.ipynb").read_text())
         assert sources(released) == sources(ours), name
 

@@ -112,3 +112,21 @@ def test_is_a_lesson_on_scratchnet(path):
     redefined = sorted(set(CLASS_DEFINITION.findall(code)) & scratchnet_class_names())
     assert not redefined, (f"{path.name} redefines scratchnet classes {redefined}; import them "
                            "and display their code with scratchnet.show.show_source instead")
+
+
+FAST_PATH_LESSON = "09_fast_paths.ipynb"
+FAST_PATH_CODE = ('impl == "fast"', "channels_last", "winograd", "Winograd", "_forward_phased",
+                  "_backward_phased", "phases_interleaved", "FlatMoments", "lever_on")
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name != FAST_PATH_LESSON],
+                         ids=lambda p: p.name)
+def test_lessons_display_the_reference_code_only(path):
+    """The code a lesson displays (`show_source`'s Markdown outputs) is the reference its
+    derivation maps onto: no fast-path dispatch, channels-last layout, Winograd or phase
+    interleaving — those are derived in the fast-path lesson."""
+    for i, cell in enumerate(load(path)["cells"]):
+        for output in cell.get("outputs", []):
+            shown = joined(output.get("data", {}).get("text/markdown", ""))
+            found = [word for word in FAST_PATH_CODE if word in shown]
+            assert not found, f"{path.name}, cell {i} displays fast-path code ({found})"

@@ -26,7 +26,7 @@ def test_ids_are_unique_well_formed_and_in_notebook_order():
     ids = [t.id for t in TASKS]
     assert len(ids) == len(set(ids))
     for t in TASKS:
-        assert re.fullmatch(r"T0[1-8]\.\d+", t.id), t.id
+        assert re.fullmatch(r"T\d\d\.\d+", t.id) and t.number in NOTEBOOKS, t.id
         assert t.kind in KINDS and t.points > 0 and t.title
         assert all(task(d).number <= t.number for d in t.depends), t.id
         assert (t.kind == "code") == bool(t.where) == bool(t.todo), t.id
@@ -39,8 +39,10 @@ def test_ids_are_unique_well_formed_and_in_notebook_order():
 
 @pytest.mark.parametrize("number", sorted(NOTEBOOKS))
 def test_every_notebook_has_graded_checks_and_two_autograded_exercises(number):
+    """Checks grade the package code a lesson derives; the optional fast-path notebook's tasks
+    are exercises only (they depend on nothing a later task needs)."""
     kinds = [t.kind for t in tasks_in(number)]
-    assert kinds.count("check") >= 1
+    assert kinds.count("check") >= 1 or set(kinds) == {"exercise"}
     assert kinds.count("exercise") >= 2
 
 

@@ -27,6 +27,7 @@ NOTEBOOKS = {
     "06": "06_optimizers",
     "07": "07_training_the_denoiser",
     "08": "08_going_further",
+    "09": "09_fast_paths",
 }
 KINDS = ("code", "check", "exercise", "written")
 
@@ -212,6 +213,8 @@ TASKS: tuple[Task, ...] = (
     Task("T07.2", "Exercise: PSNR by hand", 1, "exercise", "Exercises"),
     Task("T07.3", "Exercise: the floor of the Noise2Noise loss", 1, "exercise", "Exercises"),
     Task("T07.4", "Written: where the methods disagree", 1, "written", "Exercises"),
+    Task("T07.5", "Exercise: overfit one small batch", 1, "exercise", "§2",
+         depends=T01_CODE + T02_CODE + T03_CODE + T05_CODE + T06_CODE),
     # 08 · Going further
     _code("T08.1", "Residual backward", 1, "§1", ("scratchnet/containers.py:Residual.backward",),
           "return the gradient of x + f(x): the skip path plus the branch's backward"),
@@ -221,6 +224,10 @@ TASKS: tuple[Task, ...] = (
          depends=T01_CODE + T02_CODE + T03_CODE + T05_CODE + T08_CODE),
     Task("T08.4", "Exercise: a deeper U-Net", 1, "exercise", "Exercises"),
     Task("T08.5", "Exercise: concatenating along the batch", 2, "exercise", "Exercises"),
+    # 09 · Fast paths (optional)
+    Task("T09.1", "Exercise: one tile of Winograd F(2×2, 3×3)", 2, "exercise", "§1"),
+    Task("T09.2", "Exercise: the input gradient by the flipped kernel", 2, "exercise", "§2",
+         depends=("T03.3", "T03.4")),
 )
 
 BY_ID = {t.id: t for t in TASKS}
