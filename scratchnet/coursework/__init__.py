@@ -44,11 +44,19 @@ def check(selection: str) -> bool:
     """Run the task tests of `selection` — a task ("T03_4" or "T03.4"), a notebook ("T03"), or
     several ("T01 or T02") — in a fresh Python, so that the package code as it is now on disk is
     tested; print pytest's report and return whether every test passed. Equivalent to
-    `make check TASK=T03_4`."""
+    `make check TASK=T03_4`. A notebook's exercise, check or written task has no such tests: for
+    one, it says where its test cells are and returns False."""
     marker = selection.strip().replace(".", "_")
     if not re.fullmatch(r"T\d\d(_\d+)?(\s+or\s+T\d\d(_\d+)?)*", marker):
         raise ValueError(f"check: expected a task id such as 'T03_4', a notebook such as 'T03' "
                          f"or 'T01 or T02', got {selection!r}")
+    ids = re.findall(r"T\d\d(?:_\d+)?", marker)
+    cells = [t for t in TASKS if t.kind != "code" and t.grade_id in ids]
+    if cells and len(cells) == len(ids):
+        for t in cells:
+            print(f"{t.id} ({t.title}) is graded in notebook {t.notebook}: run its test cells there "
+                  f"(cells {t.grade_id}…); check() runs the tests of package-code tasks")
+        return False
     root = Path(__file__).resolve().parents[2]
     tests = root / "tests" / "tasks"
     if not tests.is_dir():
