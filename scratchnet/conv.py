@@ -147,7 +147,7 @@ def conv2d_parameter_grads(grad_out: Tensor, cols: Tensor, input_shape: tuple[in
     gradient (`needs_input_grad` False)."""
     if isinstance(cols, WinogradSaved):
         return winograd_backward(grad_out, cols, input_shape, padding, input_grad=False)[1:]
-    if groups == 1:
+    if groups == 1 and lever_on("channels_last"):               # cols as the forward made them
         return conv2d_backward_channels_last(grad_out, cols, input_shape, weight, stride,
                                              padding, dilation, input_grad=False)[1:]
     g = grad_out.permute(0, 2, 3, 1).reshape(-1, weight.shape[0])

@@ -603,3 +603,26 @@ def test_with_every_lever_off_fast_is_the_reference(name):
     with pytest.raises(ValueError, match="no fast path 'warp'"):
         with levers_off("warp"):
             pass
+
+
+@pytest.mark.parametrize("lever", LEVERS)
+def test_each_lever_off_alone_keeps_the_gradients(lever):
+    """Any one fast path switched off, the others on, the images' gradient skipped
+    (`needs_input_grad` False, as fit does): the U-Net's parameter gradients are the
+    reference's."""
+    torch.manual_seed(0)
+    fast = build_model("unet").double()
+    reference = copy.deepcopy(fast)
+    for module in reference.modules():
+        if hasattr(module, "impl"):
+            module.impl = "reference"
+    x, g = torch.rand(2, 3, 32, 32, dtype=torch.float64), torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for model in (fast, reference):
+        model.needs_input_grad = False
+    reference(x)
+    reference.backward(g)
+    with levers_off(lever):
+        fast(x)
+        assert fast.backward(g) is None
+    for (name, p), q in zip(fast.named_parameters(), reference.parameters()):
+        assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=f"{lever} off: ∂L/∂{name}")
