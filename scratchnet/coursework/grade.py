@@ -62,7 +62,7 @@ from pathlib import Path
 from ..files import atomic_write
 from . import grade_runtime
 from .handout import cell_task, default_source, write_handout
-from .regions import FAST_PATH, MarkerError, find_regions, replace_regions
+from .regions import MarkerError, without_fast_paths
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -403,7 +403,7 @@ def _log_tail(path: Path, lines: int = 1) -> str:
 # ---------------------------------------------------------------------------------------------
 # one submission's folder
 
-def without_fast_paths(path: Path) -> None:
+def drop_fast_paths(path: Path) -> None:
     """Delete the FAST PATH regions of a submission's .py file in place, as the hand-out does: a
     student's file has none, the instructor's solution edition does, and they call modules the
     student edition does not ship. A file whose markers do not pair up is left as it is."""
@@ -411,10 +411,9 @@ def without_fast_paths(path: Path) -> None:
     if "FAST PATH" not in text:
         return
     try:
-        regions = [r for r in find_regions(text, str(path)) if r.kind == FAST_PATH]
+        path.write_text(without_fast_paths(text, str(path)), encoding="utf-8")
     except MarkerError:
         return
-    path.write_text(replace_regions(text, regions, lambda region, body: []), encoding="utf-8")
 
 
 class _Workspace:
@@ -469,7 +468,7 @@ class _Workspace:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.submission / rel, target, follow_symlinks=False)
             if target.suffix == ".py":
-                without_fast_paths(target)
+                drop_fast_paths(target)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
         shutil.copytree(g.root / "tests" / "tasks", tmp / "tests" / "tasks", ignore=ignore)
         (tmp / ".grader").mkdir()

@@ -5,10 +5,11 @@
     write_handout("/tmp/one", blank={"T03.4"})      # only T03.4 blanked, other solutions kept
 
 What OUT holds: `scratchnet/` with each SOLUTION region of a blanked task replaced by a stub that
-raises NotImplementedError with the task's message, every FAST PATH region (and module only fast
-paths use, FAST_PATH_MODULES) deleted and the other marker lines dropped; `notebooks/` with outputs cleared, the solution cells of blanked tasks
-replaced by nbgrader's stubs, hidden tests removed (nbgrader metadata kept) and the cells that show
-or time the fast paths left out (`instructor_only`); `tests/tasks/`;
+raises NotImplementedError with the task's message, every FAST PATH region (and every module only
+fast paths use, FAST_PATH_MODULES) deleted and the other marker lines dropped; `notebooks/` with
+outputs cleared, the solution cells of blanked tasks replaced by nbgrader's stubs, hidden tests
+removed (nbgrader metadata kept) and the cells that show or time the fast paths left out
+(`instructor_only`); `tests/tasks/`;
 pyproject.toml, environment.yml, .gitignore, a student Makefile and README.md. The output depends
 only on the input (sorted traversal, no timestamps), is built beside OUT and renamed into place,
 and replaces OUT only when OUT is empty or a previous hand-out (it holds `.scratchnet-handout`).

@@ -6,6 +6,7 @@ student edition drops. In notebook cells nbgrader's own rules apply: a line *con
 `BEGIN SOLUTION` opens a solution region, one containing `BEGIN HIDDEN TESTS` a hidden-test region.
 
 - `strip_markers(text)`: the marker lines removed, the code between kept;
+- `without_fast_paths(text)`: FAST PATH regions removed (the grader applies it to submissions);
 - `reference_source(text)`: FAST PATH regions removed and the other marker lines dropped: the code
   as the student edition has it, solutions kept (`show_source` uses it);
 - `find_regions(text, name)`: the marked regions of a `.py` file, or a `MarkerError` (a ValueError
@@ -72,11 +73,17 @@ def strip_markers(text: str) -> str:
     return text if len(kept) == len(lines) else "\n".join(kept)
 
 
+def without_fast_paths(text: str, name: str = "<text>") -> str:
+    """`text` without its FAST PATH regions, marker lines included; other regions as they are.
+    Raises MarkerError as `find_regions` does."""
+    regions = [r for r in find_regions(text, name) if r.kind == FAST_PATH]
+    return replace_regions(text, regions, lambda region, body: []) if regions else text
+
+
 def reference_source(text: str, name: str = "<text>") -> str:
     """`text` without its FAST PATH regions (marker lines included) and without the marker lines
     of its other regions: the reference code, as the student edition holds it with solutions."""
-    regions = [r for r in find_regions(text, name) if r.kind == FAST_PATH]
-    return strip_markers(replace_regions(text, regions, lambda region, body: []))
+    return strip_markers(without_fast_paths(text, name))
 
 
 def find_regions(text: str, name: str = "<text>") -> list[Region]:
