@@ -1,7 +1,7 @@
 # make run   — set up .venv and execute the whole notebook series (results in build/notebooks/)
 # make test  — set up .venv and run the unit tests and the notebooks (nbval); the committed
 #              notebook outputs are the CPU path's, so the tests hide any GPU
-# make check TASK=T03_4 — the task tests of one task (TASK=T03: of notebook 03)
+# make check TASK=T04_4 — the task tests of one task (TASK=T04: of notebook 04)
 # make student — write the student edition to build/student/
 # make site  — the executed notebooks as a static HTML site to read offline: build/site/index.html
 PYTHON ?= python3
@@ -33,9 +33,9 @@ test: setup
 	env -u MPLBACKEND CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
-# The task tests of one task or notebook, as students run them: make check TASK=T03_4 (or TASK=T03)
+# The task tests of one task or notebook, as students run them: make check TASK=T04_4 (or TASK=T04)
 check: setup
-	@test -n "$(TASK)" || (echo "usage: make check TASK=T03_4 (or TASK=T03)"; exit 2)
+	@test -n "$(TASK)" || (echo "usage: make check TASK=T04_4 (or TASK=T04)"; exit 2)
 	$(BIN)/python -m pytest tests/tasks -p no:cacheprovider -m "$(TASK)"
 
 lab: setup

@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "submission; written answers are graded by hand (\"manual\").",
                 "examples:\n  python -m scratchnet grade submissions/*\n"
                 "  python -m scratchnet grade alice bob --csv grades.csv --verbose\n"
-                "  python -m scratchnet grade alice --tasks T01,T03.4 --timeout 10")
+                "  python -m scratchnet grade alice --tasks T01,T04.4 --timeout 10")
     p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                    help="a student's hand-out folder (with scratchnet/ and notebooks/)")
     p.add_argument("--csv", type=Path, default=None, metavar="FILE",
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"test runs and notebooks at a time (default {DEFAULT_JOBS})")
     p.add_argument("--tasks", default=None, metavar="IDS",
-                   help="grade only these tasks, ids or whole notebooks (e.g. T01,T03.4)")
+                   help="grade only these tasks, ids or whole notebooks (e.g. T01,T04.4)")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="say why points were lost (first line of each failing check)")
     p.add_argument("--source", type=Path, default=None, metavar="DIR",

@@ -2,8 +2,8 @@
 pixels an input pixel stamps.
 
     from scratchnet.explorer import explore_conv
-    explore_conv()                   # notebook 03: pick an output pixel, see the patch it reads
-    explore_conv(transposed=True)    # notebook 04: pick an input pixel, see the window it stamps
+    explore_conv()                   # notebook 04: pick an output pixel, see the patch it reads
+    explore_conv(transposed=True)    # notebook 05: pick an input pixel, see the window it stamps
 
 The highlighted cells come from the package's own index code — `tap_slices` (the rows and
 columns of the padded input that one kernel tap meets, as `unfold` and `fold` use them) and
@@ -45,7 +45,7 @@ class Geometry:
     output_padding: int = 0
 
     def conv_out(self) -> int:
-        """Output size of the convolution: `conv_output_size` (notebook 03)."""
+        """Output size of the convolution: `conv_output_size` (notebook 04)."""
         return conv_output_size(self.size, self.kernel, self.stride, self.padding, self.dilation)
 
     def full(self) -> int:

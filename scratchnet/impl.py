@@ -19,7 +19,7 @@ def check_impl(impl: str) -> None:
 
 ### BEGIN FAST PATH
 # Each fast path of "fast", by name; `levers_off` switches some off to measure what they are
-# worth (notebook 09). With all of them off, "fast" runs the reference code.
+# worth (notebook 11). With all of them off, "fast" runs the reference code.
 LEVERS = ("strided_patches", "channels_last", "winograd", "phases", "flipped_input_grad",
           "leaky_relu", "sigmoid", "foreach_adam", "flat_adam")
 _off: set[str] = set()

@@ -1,5 +1,5 @@
 """Parameter initialisation as torch.nn.init does it: the same names, signatures, formulas and
-random draws (the same numbers, bit for bit, for the same generator state). Notebook 02, §7.
+random draws (the same numbers, bit for bit, for the same generator state). Notebook 03 derives them.
 
     sn.init.kaiming_normal_(layer.weight, nonlinearity="relu")   # He: Var(W) = 2/fan_in
     sn.init.xavier_uniform_(layer.weight)                        # Glorot: 2/(fan_in + fan_out)

@@ -1,8 +1,8 @@
 """The other members of the Xavier and He families, `xavier_normal_` and `kaiming_uniform_`
 (torch.nn.init's, the same numbers bit for bit), re-exported by `scratchnet.init`.
 
-Notebook 02 derives the two families and sets `xavier_uniform_` (T02.9) and `kaiming_normal_`
-(T02.10) as tasks in init.py; these two are their siblings, kept out of that file so that they
+Notebook 03 derives the two families and sets `xavier_uniform_` (T03.1) and `kaiming_normal_`
+(T03.2) as tasks in init.py; these two are their siblings, kept out of that file so that they
 are not a template to copy. `kaiming_uniform_` with a = √5 is every layer's default
 (`init.reset_parameters`), so it does not wait for a student's code. Both round as torch does,
 operation for operation (the same draws); they only name fewer intermediate values: the two fans

@@ -24,17 +24,23 @@ _TABLE = (1 << 18) + 1
 
 
 def _positive_part_mean(mu: Tensor, sigma: float) -> Tensor:
-    """E[max(Y, 0)] for Y ~ N(mu, sigma²), elementwise."""
+    """mu: (…) float64 means, sigma > 0 → E[max(Y, 0)] for Y ~ N(mu, sigma²), elementwise, (…).
+    Φ is `torch.special.ndtr`; φ(t) = exp(−t²/2)/√(2π)."""
+    ### BEGIN SOLUTION
     a = mu / sigma
     return mu * torch.special.ndtr(a) + sigma * torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    ### END SOLUTION
 
 
 def clipped_mean(x: Tensor, sigma: float) -> Tensor:
-    """x: clean values of any shape on the 0..1 scale → E[clip(x + σz, 0, 1)], z ~ N(0, 1)."""
+    """x: (…) clean values on the 0..1 scale → m(x) = E[clip(x + σz, 0, 1)], z ~ N(0, 1), (…)
+    float64; x clamped to [0, 1] when sigma is 0."""
     if sigma == 0:
         return x.clamp(0, 1)
     x = x.to(torch.float64)
+    ### BEGIN SOLUTION
     return _positive_part_mean(x, sigma) - _positive_part_mean(x - 1, sigma)
+    ### END SOLUTION
 
 
 @functools.lru_cache(maxsize=8)

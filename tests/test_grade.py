@@ -106,18 +106,18 @@ def tamper(folder: Path) -> None:
 # small pieces
 
 def test_grade_ids_name_their_task():
-    assert cell_task("T03_5") == "T03.5"
-    assert cell_task("T03_5b") == "T03.5"
-    assert cell_task("T03_12c") == "T03.12"
-    assert cell_task("T03_7_solution") == "T03.7"
+    assert cell_task("T04_5") == "T04.5"
+    assert cell_task("T04_5b") == "T04.5"
+    assert cell_task("T04_12c") == "T04.12"
+    assert cell_task("T04_7_solution") == "T04.7"
     assert cell_task("intro") is None and cell_task(None) is None
 
 
 def test_parse_tasks():
     assert [t.id for t in parse_tasks("T01")] == [t.id for t in TASKS if t.number == "01"]
-    assert [t.id for t in parse_tasks("T03.4, t01_1")] == ["T01.1", "T03.4"]
+    assert [t.id for t in parse_tasks("T04.4, t01_1")] == ["T01.1", "T04.4"]
     assert len(parse_tasks(None)) == len(TASKS)
-    for bad in ("T99", "T03.99", "conv", ","):
+    for bad in ("T99", "T04.99", "conv", ","):
         with pytest.raises(ValueError):
             parse_tasks(bad)
 
@@ -180,8 +180,8 @@ def test_table_and_csv(tmp_path):
         return SubmissionResult(name, tmp_path / name, scores)
 
     results = [result("alice", lambda t: t.points), result("bob", lambda t: 0.0)]
-    results[1].scores["T03.4"].points = 1.33
-    results[1].scores["T03.4"].reasons = ["test_conv2d_backward: CheckFailed: ∂L/∂b is 1/32 of"]
+    results[1].scores["T04.4"].points = 1.33
+    results[1].scores["T04.4"].reasons = ["test_conv2d_backward: CheckFailed: ∂L/∂b is 1/32 of"]
     table = format_table(results, verbose=True)
     top = sum(task(t).points for t in AUTOGRADED)
     assert re.search(rf"^total\s+{top:g}\s+{top:g}\s+1\.33$", table, re.MULTILINE)
@@ -192,8 +192,8 @@ def test_table_and_csv(tmp_path):
     out = write_csv(results, tmp_path / "out" / "grades.csv")
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["submission", *(t.id for t in TASKS), "total", "max"]
-    assert rows[0]["submission"] == "alice" and rows[0]["T03.4"] == "3"
-    assert rows[1]["T03.4"] == "1.33" and rows[1]["T01.8"] == "" and rows[1]["total"] == "1.33"
+    assert rows[0]["submission"] == "alice" and rows[0]["T04.4"] == "3"
+    assert rows[1]["T04.4"] == "1.33" and rows[1]["T01.8"] == "" and rows[1]["total"] == "1.33"
     assert rows[1]["max"] == f"{top:g}"
     assert [p.name for p in out.parent.iterdir()] == ["grades.csv"]
     assert out.stat().st_mode & 0o044 == 0o044 & ~current_umask()  # as readable as any new file
@@ -507,13 +507,13 @@ def blanked_notebooks(tmp_path_factory):
     """A few representative tasks blanked, graded on their notebooks and those after them."""
     base = tmp_path_factory.mktemp("blanked_nb")
     out = {}
-    for task_id, scope in (("T01.1", "T01,T02"), ("T03.2", "T03,T04"), ("T05.2", "T05")):
+    for task_id, scope in (("T01.1", "T01,T02"), ("T04.2", "T04,T05"), ("T06.2", "T06")):
         sub = write_handout(base / task_id.replace(".", "_"), blank={task_id})
         out[task_id] = grade([sub], tasks=scope, jobs=2)[0]
     return out
 
 
-@pytest.mark.parametrize("task_id", ["T01.1", "T03.2", "T05.2"])
+@pytest.mark.parametrize("task_id", ["T01.1", "T04.2", "T06.2"])
 def test_blanking_a_task_fails_the_checks_that_use_it(blanked_notebooks, task_id):
     r = blanked_notebooks[task_id]
     affected = {task_id} | dependents(task_id)

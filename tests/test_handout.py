@@ -267,9 +267,9 @@ def test_unblanked_solutions_keep_their_code_without_markers():
 
 
 def test_a_stub_in_a_nested_block_and_a_stub_message_with_quotes():
-    weird = Task("T08.9", "q", 1, "code", "§1", 'say "hi" \\ bye', ("scratchnet/w.py:f",))
+    weird = Task("T10.9", "q", 1, "code", "§1", 'say "hi" \\ bye', ("scratchnet/w.py:f",))
     text = f"def f(x):\n    if x:\n        {B}\n        return 1\n        {E}\n    return 0\n"
-    new, _ = blank_python(text, "scratchnet/w.py", _claims([weird]), {"T08.9"})
+    new, _ = blank_python(text, "scratchnet/w.py", _claims([weird]), {"T10.9"})
     namespace = _run(new)
     assert namespace["f"](0) == 0
     with pytest.raises(NotImplementedError) as error:
@@ -280,8 +280,8 @@ def test_a_stub_in_a_nested_block_and_a_stub_message_with_quotes():
 @pytest.mark.parametrize("text, where, message", [
     (f"x = 1\n{B}\ny = 2\n{E}\n", (), r"w\.py:2: a SOLUTION region must hold code inside"),
     (f"def g():\n    {B}\n    return 2\n    {E}\n", (), r"w\.py:2: .* in g is claimed by no task"),
-    (f"def f():\n    {B}\n    return 2\n    {E}\n", ("T08.8", "T08.9"),
-     r"claimed by T08\.8, T08\.9; exactly one task's `where` must list 'scratchnet/w\.py:f'"),
+    (f"def f():\n    {B}\n    return 2\n    {E}\n", ("T10.8", "T10.9"),
+     r"claimed by T10\.8, T10\.9; exactly one task's `where` must list 'scratchnet/w\.py:f'"),
     (f"def f():\n    {BH}\n    return 2\n    {EH}\n", (), r"w\.py:2: hidden-test markers"),
 ])
 def test_regions_without_exactly_one_task_are_refused(text, where, message):
@@ -291,11 +291,11 @@ def test_regions_without_exactly_one_task_are_refused(text, where, message):
 
 
 def test_a_region_in_a_nested_function_belongs_to_the_claimed_outer_one():
-    t = Task("T08.9", "t", 1, "code", "§1", "do it", ("scratchnet/w.py:C.f",))
+    t = Task("T10.9", "t", 1, "code", "§1", "do it", ("scratchnet/w.py:C.f",))
     text = f"class C:\n    def f(self):\n        def inner():\n            {B}\n            " \
            f"return 1\n            {E}\n        return inner()\n"
-    new, seen = blank_python(text, "scratchnet/w.py", _claims([t]), {"T08.9"})
-    assert seen == [(t, "scratchnet/w.py:C.f")] and "T08.9 C.f —" in new
+    new, seen = blank_python(text, "scratchnet/w.py", _claims([t]), {"T10.9"})
+    assert seen == [(t, "scratchnet/w.py:C.f")] and "T10.9 C.f —" in new
 
 
 # ---- notebook cells -------------------------------------------------------------------------
@@ -312,8 +312,8 @@ def test_notebook_cells_follow_nbgrader():
         clear_solution(f"{B}\n{B}\n{E}", code=True)
     with pytest.raises(MarkerError, match="no 'END HIDDEN TESTS'"):
         clear_hidden_tests(f"{BH}\nx")
-    assert cell_task("T03_7_solution") == "T03.7" and cell_task("T03_5b") == "T03.5"
-    assert cell_task("T03_9") == "T03.9" and cell_task("T03_10_solution_b") == "T03.10"
+    assert cell_task("T04_7_solution") == "T04.7" and cell_task("T04_5b") == "T04.5"
+    assert cell_task("T04_9") == "T04.9" and cell_task("T04_10_solution_b") == "T04.10"
     assert cell_task("welcome") is None
 
 
@@ -376,8 +376,8 @@ def test_toy_handout_of_one_task_keeps_the_other_solutions(toy, tmp_path):
 
 
 def test_toy_handout_errors(toy, tmp_path):
-    with pytest.raises(ValueError, match="no task T07.7"):
-        make_handout(tmp_path / "x", toy, blank={"T07.7"}, tasks=TOY_TASKS)
+    with pytest.raises(ValueError, match="no task T08.7"):
+        make_handout(tmp_path / "x", toy, blank={"T08.7"}, tasks=TOY_TASKS)
     missing = TOY_TASKS + (
         Task("T01.9", "m", 1, "code", "§1", "m", ("scratchnet/toy.py:untouched",)),)
     with pytest.raises(MarkerError, match=r"no '### BEGIN SOLUTION' region for T01\.9 in "
@@ -490,7 +490,7 @@ MIN_CHARS = 16     # shorter lines (`else:`, `return y`, `x = module(x)`) cannot
 MIN_WORDS = 4      # a written answer's line: a phrase, not a lone symbol or formula
 # Lines an answer shares, on purpose, with code the hand-out must give, each with its reason.
 SHARED = {
-    # T02.9's first line is also a line of _calculate_correct_fan, the helper T02.10 must call
+    # T03.1's first line is also a line of _calculate_correct_fan, the helper T03.2 must call
     "fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)",
 }
 _COMMENT = re.compile(r"\s+#(?:\s.*)?$")
@@ -748,7 +748,7 @@ def test_notebooks_match_nbgrader(student):
 
 
 def test_instructor_only_cells_are_left_out_of_the_handout():
-    """Cells marked `"scratchnet": {"edition": "instructor"}` (notebook 09's views and timings
+    """Cells marked `"scratchnet": {"edition": "instructor"}` (notebook 11's views and timings
     of the fast paths) are not in the student edition; a graded cell cannot be marked so."""
     from scratchnet.coursework.handout import handout_notebook
     from scratchnet.coursework.regions import MarkerError

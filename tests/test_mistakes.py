@@ -57,8 +57,8 @@ def tasks(request: pytest.FixtureRequest) -> SimpleNamespace:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield SimpleNamespace(t01=load("test_t01_modules"), t02=load("test_t02_activations"),
-                          t03=load("test_t03_convolution"), t05=load("test_t05_upsampling"),
-                          t06=load("test_t06_optimizers"))
+                          t03=load("test_t04_convolution"), t05=load("test_t06_upsampling"),
+                          t06=load("test_t07_optimizers"))
     torch.set_num_threads(previous)
 
 
@@ -234,7 +234,7 @@ def test_upsampling_backward_assuming_square_scale(tasks, monkeypatch):
     for case in ((2, 3, 3, 2), (2, 3), 0), ((2, 2, 2, 5), (3, 1), 1):
         message = failure(tasks.t05.test_nearest_upsample_backward_fixed_cases, case=case)
         assert "s_h and s_w may differ" in message
-    assert "s_h" in crash("T05.2", tasks.t05.test_nearest_upsample_backward)  # or a crash
+    assert "s_h" in crash("T06.2", tasks.t05.test_nearest_upsample_backward)  # or a crash
 
 
 # -- a Sigmoid that overflows ------------------------------------------------------------------
@@ -330,13 +330,13 @@ def crashing_on_bias_none(correct):
 
 def test_conv2d_forward_crashing_on_bias_none(tasks, monkeypatch):
     monkeypatch.setattr(conv, "conv2d_forward", crashing_on_bias_none(conv.conv2d_forward))
-    message = crash("T03.3", tasks.t03.test_conv2d_forward, impl=None)
+    message = crash("T04.3", tasks.t03.test_conv2d_forward, impl=None)
     head = message.splitlines()[0]
     assert head.startswith("conv2d_forward(x of shape (") and ", bias=None, stride=(" in head
     assert all(f", {name}=" in head for name in ("padding", "dilation", "groups"))
     assert head.endswith(") raised AttributeError: 'NoneType' object has no attribute 'view'")
     assert "\n  bias is None in this case: use it only when not None" in message
-    assert f"\nHint: {task('T03.3').stub_message('conv2d_forward')}" in message
+    assert f"\nHint: {task('T04.3').stub_message('conv2d_forward')}" in message
 
 
 def test_conv2d_forward_with_the_weight_not_transposed(tasks, monkeypatch):
@@ -346,7 +346,7 @@ def test_conv2d_forward_with_the_weight_not_transposed(tasks, monkeypatch):
         return grouped_matmul(cols, w, groups, bias), cols
 
     monkeypatch.setattr(conv, "conv2d_forward", mistaken)
-    with pytest.raises(CheckFailed) as info, reporting_crashes("T03.3"):
+    with pytest.raises(CheckFailed) as info, reporting_crashes("T04.3"):
         tasks.t03.test_conv2d_forward_asymmetric_case(impl=None)
     message = str(info.value)
     assert message.startswith("conv2d_forward(x of shape (2, 3, 7, 6), weight of shape "
@@ -369,15 +369,15 @@ def test_linear_forward_crashing_without_bias(tasks, monkeypatch):
 
 def test_exceptions_the_tests_expect_are_left_alone(tasks, monkeypatch):
     """An exception the test itself expects keeps its type; a blank task's stub its message."""
-    with reporting_crashes("T02.9"), pytest.raises(ValueError):
+    with reporting_crashes("T03.1"), pytest.raises(ValueError):
         init.xavier_uniform_(torch.empty(5))
-    stub = task("T03.3").stub_message("conv2d_forward")
+    stub = task("T04.3").stub_message("conv2d_forward")
 
     def blank(*args, **kwargs):
         raise NotImplementedError(stub)
 
     monkeypatch.setattr(conv, "conv2d_forward", blank)
-    with reporting_crashes("T03.3"), pytest.raises(NotImplementedError) as info:
+    with reporting_crashes("T04.3"), pytest.raises(NotImplementedError) as info:
         tasks.t03.test_conv2d_forward_asymmetric_case(impl=None)
     assert str(info.value) == stub
 
@@ -390,7 +390,7 @@ def test_the_task_tests_report_crashes(tmp_path):
         "conv.conv2d_forward = crashing_on_bias_none(conv.conv2d_forward)\n", encoding="utf-8")
     path = os.pathsep.join([str(tmp_path), str(Path(__file__).parent),
                             os.environ.get("PYTHONPATH", "")])
-    test = f"{TASK_TESTS}/test_t03_convolution.py::test_conv2d_forward[default]"
+    test = f"{TASK_TESTS}/test_t04_convolution.py::test_conv2d_forward[default]"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", test, "-p", "break_conv2d_forward", "-p",
          "no:cacheprovider", "-q", "--no-header"], cwd=TASK_TESTS.parents[1], text=True,
@@ -401,4 +401,4 @@ def test_the_task_tests_report_crashes(tmp_path):
     cause = out.index("The above exception was the direct cause of the following exception")
     report = out.index("CheckFailed: conv2d_forward(x of shape (")
     assert original < cause < report, out
-    assert "bias=None" in out[report:] and "Hint: T03.3 conv2d_forward — " in out[report:], out
+    assert "bias=None" in out[report:] and "Hint: T04.3 conv2d_forward — " in out[report:], out

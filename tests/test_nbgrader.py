@@ -1,7 +1,7 @@
 """The notebooks work with the real nbgrader: `generate_assignment` accepts them and `autograde`
 gives the solutions full marks on every autograded cell and the untouched hand-out zero.
 
-generate_assignment runs on all nine notebooks; autograde on a subset, notebooks 01 and 03, which
+generate_assignment runs on every notebook; autograde on a subset, notebooks 01 and 04, which
 keeps this under a minute: the graded cells of every notebook are also run by tests/test_grade.py
 (our grader reads the same cells and metadata).
 nbgrader is a dev dependency: without it this test fails, it is not skipped.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_modules_and_the_chain_rule", "03_convolution_with_unfold")
+NOTEBOOKS = ("01_modules_and_the_chain_rule", "04_convolution_with_unfold")
 ASSIGNMENT = "scratchnet"
 COURSE = "scratchnet-course"
 # nbgrader runs the `alembic` command of its environment, which need not be on PATH (make test
@@ -94,7 +94,7 @@ def autograded(scores, student):
 
 def test_nbgrader_gives_the_solutions_full_marks(gradebook):
     cells = autograded(gradebook, "solution")
-    assert {c[:3] for c in cells} == {"T01", "T03"}
+    assert {c[:3] for c in cells} == {"T01", "T04"}
     assert {c: a for c, (a, top) in cells.items() if a != top} == {}
 
 

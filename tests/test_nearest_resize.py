@@ -103,7 +103,7 @@ def test_a_3d_input_is_a_batch_of_signals_as_in_torch(length, by_size, one_tuple
        data=st.data())
 def test_whole_number_scales_take_the_block_path_which_equals_the_gather(s_h, s_w, h, w, data):
     """For scales 1–4 torch's index rule is o // s: the block repeat and block sums of
-    `nearest_upsample(_backward)` (the T05.1/T05.2 exercise), equal to the general gather."""
+    `nearest_upsample(_backward)` (the T06.1/T06.2 exercise), equal to the general gather."""
     (rows, r_h), (cols, r_w) = nearest_axis(h, s_h * h, float(s_h)), nearest_axis(w, s_w * w,
                                                                                     float(s_w))
     assert (r_h, r_w) == (s_h, s_w)

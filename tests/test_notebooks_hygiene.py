@@ -62,7 +62,7 @@ def scratchnet_class_names() -> frozenset[str]:
 def test_notebooks_are_numbered_00_to_nn():
     assert NOTEBOOKS, "no notebooks in notebooks/"
     bad = [p.name for p in NOTEBOOKS if not NAME.fullmatch(p.name)]
-    assert not bad, f"notebook names must look like 03_convolution_with_unfold.ipynb: {bad}"
+    assert not bad, f"notebook names must look like 04_convolution_with_unfold.ipynb: {bad}"
     numbers = [int(NAME.fullmatch(p.name).group(1)) for p in NOTEBOOKS]
     assert numbers == list(range(len(numbers))), (
         f"notebook numbers must run 00, 01, … without gaps or repeats; got {numbers}")
@@ -114,7 +114,7 @@ def test_is_a_lesson_on_scratchnet(path):
                            "and display their code with scratchnet.show.show_source instead")
 
 
-FAST_PATH_LESSON = "09_fast_paths.ipynb"
+FAST_PATH_LESSON = "11_fast_paths.ipynb"
 FAST_PATH_CODE = ('impl == "fast"', "channels_last", "winograd", "Winograd", "_forward_phased",
                   "_backward_phased", "phases_interleaved", "FlatMoments", "lever_on")
 

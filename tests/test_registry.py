@@ -130,9 +130,9 @@ def test_every_code_task_has_task_tests():
 
 
 def test_dependents_follow_depends_transitively():
-    assert dependents("T03.1") >= {"T03.3", "T03.5", "T04.2", "T04.3", "T07.1"}
-    assert "T03.1" not in dependents("T03.1")
-    assert dependents("T03.7") == set()
+    assert dependents("T04.1") >= {"T04.3", "T04.5", "T05.2", "T05.3", "T08.1"}
+    assert "T04.1" not in dependents("T04.1")
+    assert dependents("T04.7") == set()
 
 
 def test_check_says_where_a_notebook_task_is_graded(capsys):
@@ -140,8 +140,8 @@ def test_check_says_where_a_notebook_task_is_graded(capsys):
     cells are instead of an empty pytest run, and a bad selection is refused."""
     from scratchnet.coursework import check
 
-    assert check("T03_7") is False
+    assert check("T04_7") is False
     out = capsys.readouterr().out
-    assert "T03.7" in out and "03_convolution_with_unfold" in out and "cells T03_7…" in out
+    assert "T04.7" in out and "04_convolution_with_unfold" in out and "cells T04_7…" in out
     with pytest.raises(ValueError, match="expected a task id"):
         check("conv")

@@ -41,7 +41,7 @@ DIVIDER_RGB = (255, 217, 0)
 # a URL with a scheme other than data: (or one starting with //) in an attribute or in CSS
 EXTERNAL = re.compile(r"(?i)\b(?:https?|ftp|wss?):|(?:src|href|action)\s*=\s*[\"']?//"
                       r"|url\(\s*[\"']?//|@import")
-WIPE_MISSING = ("notebook 07's compare() output has no text/html version: re-execute the "
+WIPE_MISSING = ("notebook 08's compare() output has no text/html version: re-execute the "
                 "notebooks (make notebooks) with this scratchnet, whose widget carries one")
 
 
@@ -84,7 +84,7 @@ def png_outputs(path: Path) -> int:
 
 
 def wipe_fallback_committed() -> bool:
-    nb = nbformat.read(ROOT / "notebooks" / "07_training_the_denoiser.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "notebooks" / "08_training_the_denoiser.ipynb", as_version=4)
     return any("sn-wipe" in o.get("data", {}).get("text/html", "")
                for c in nb.cells for o in c.get("outputs", []))
 
@@ -177,15 +177,15 @@ def test_figures_are_embedded_in_their_pages(site):
 
 def test_widget_outputs_become_static(site):
     out, _ = site
-    text = (out / "07_training_the_denoiser.html").read_text(encoding="utf-8")
+    text = (out / "08_training_the_denoiser.html").read_text(encoding="utf-8")
     assert "widget-view+json" not in text and "widget-state+json" not in text
     assert not re.search(r"(?<![0-9])0%\|", text), "progress bars show their final state, not 0%"
     assert re.search(r"epoch\W+1/3\W+100%\|", text)
 
 
-def test_wipe_comparison_is_on_the_07_page(site):
+def test_wipe_comparison_is_on_the_08_page(site):
     out, _ = site
-    wipes = soup(out / "07_training_the_denoiser.html").select(".sn-wipe")
+    wipes = soup(out / "08_training_the_denoiser.html").select(".sn-wipe")
     assert wipes, WIPE_MISSING
     assert wipes[0].find_next_sibling("script") is not None
 
@@ -203,13 +203,13 @@ def test_title_and_summary_fall_back_to_the_first_paragraph():
 
 
 def test_links_between_notebooks_point_at_pages():
-    names = {"03_convolution_with_unfold.ipynb"}
-    page = ('<a href="03_convolution_with_unfold.ipynb#3-·-backward">§3</a> '
-            '<a href="../notebooks/03_convolution_with_unfold.ipynb">03</a> '
+    names = {"04_convolution_with_unfold.ipynb"}
+    page = ('<a href="04_convolution_with_unfold.ipynb#3-·-backward">§3</a> '
+            '<a href="../notebooks/04_convolution_with_unfold.ipynb">04</a> '
             '<a href="elsewhere.ipynb">x</a>')
     assert build_site.local_links(page, names) == (
-        '<a href="03_convolution_with_unfold.html#3-·-backward">§3</a> '
-        '<a href="03_convolution_with_unfold.html">03</a> <a href="elsewhere.ipynb">x</a>')
+        '<a href="04_convolution_with_unfold.html#3-·-backward">§3</a> '
+        '<a href="04_convolution_with_unfold.html">04</a> <a href="elsewhere.ipynb">x</a>')
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
@@ -423,14 +423,14 @@ def test_site_reads_offline_in_chromium(site, browser_page):
     for k, expected in enumerate(pages):
         page.wait_for_url(f"**/{expected.href}")
         _check_rendered(page, expected.href, math=has_math(expected.notebook))
-        if expected.href.startswith("03_"):
+        if expected.href.startswith("04_"):
             page.locator("mjx-container[display]").first.scroll_into_view_if_needed()
-            page.screenshot(path=ARTIFACTS / "site_03_math.png")
-        if expected.href.startswith("07_"):
+            page.screenshot(path=ARTIFACTS / "site_04_math.png")
+        if expected.href.startswith("08_"):
             wipe = page.locator(".sn-wipe").first
             assert wipe.count(), WIPE_MISSING
             wipe.scroll_into_view_if_needed()
-            wipe.screenshot(path=ARTIFACTS / "site_07_wipe.png")
+            wipe.screenshot(path=ARTIFACTS / "site_08_wipe.png")
             _drive_wipe(page, wipe, exact=False)
         if k + 1 < len(pages):
             page.locator('nav.top a[rel="next"]').click()

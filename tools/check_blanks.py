@@ -4,7 +4,7 @@ variant must lose its blanked tasks and no task outside their registry dependent
 that still pass are listed: the registry may declare more than a check uses).
 
     .venv/bin/python tools/check_blanks.py            # about 15 minutes on 2 cores
-    .venv/bin/python tools/check_blanks.py T03.2 T05.1
+    .venv/bin/python tools/check_blanks.py T04.2 T06.1
 
 CI runs the task-test half of this for every task and the notebook half for a few
 (tests/test_grade.py); run this after changing a notebook's graded cells or a task's code.

@@ -1,8 +1,8 @@
 """Coursework: the task registry, the student edition (hand-out) and the grader.
 
     from scratchnet.coursework import check, show_tasks
-    show_tasks("03")       # the tasks of notebook 03: id, title, points, where to write them
-    check("T03_4")         # run the tests of task T03.4 (or "T03": all of notebook 03's)
+    show_tasks("04")       # the tasks of notebook 04: id, title, points, where to write them
+    check("T04_4")         # run the tests of task T04.4 (or "T04": all of notebook 04's)
 """
 from __future__ import annotations
 
@@ -41,14 +41,14 @@ def show_tasks(number: str) -> None:
 
 
 def check(selection: str) -> bool:
-    """Run the task tests of `selection` — a task ("T03_4" or "T03.4"), a notebook ("T03"), or
+    """Run the task tests of `selection` — a task ("T04_4" or "T04.4"), a notebook ("T04"), or
     several ("T01 or T02") — in a fresh Python, so that the package code as it is now on disk is
     tested; print pytest's report and return whether every test passed. Equivalent to
-    `make check TASK=T03_4`. A notebook's exercise, check or written task has no such tests: for
+    `make check TASK=T04_4`. A notebook's exercise, check or written task has no such tests: for
     one, it says where its test cells are and returns False."""
     marker = selection.strip().replace(".", "_")
     if not re.fullmatch(r"T\d\d(_\d+)?(\s+or\s+T\d\d(_\d+)?)*", marker):
-        raise ValueError(f"check: expected a task id such as 'T03_4', a notebook such as 'T03' "
+        raise ValueError(f"check: expected a task id such as 'T04_4', a notebook such as 'T04' "
                          f"or 'T01 or T02', got {selection!r}")
     ids = re.findall(r"T\d\d(?:_\d+)?", marker)
     cells = [t for t in TASKS if t.kind != "code" and t.grade_id in ids]

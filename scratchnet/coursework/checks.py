@@ -7,7 +7,7 @@ its shape, NaN or inf and where, the largest error and where, a pure scale error
 expected value — divided by 8? (a mean instead of a sum?)", or the mistake a test names for that
 factor), then the hint. Plain torch; works with autograd off.
 
-    with reporting_crashes("T03.3"):
+    with reporting_crashes("T04.3"):
         conv.conv2d_forward(x, weight, None, stride, padding, dilation, groups)
 
 turns an exception raised in the task's code into a CheckFailed that names the call (function,
@@ -345,7 +345,7 @@ def _crash_message(error: BaseException, call: _Call) -> str:
 
 
 class reporting_crashes:
-    """`with reporting_crashes("T03.3"): …` runs the block with the functions of the task (the
+    """`with reporting_crashes("T04.3"): …` runs the block with the functions of the task (the
     registry's `where`) wrapped: an exception that one of them raises (not a CheckFailed, nor a
     blank task's stub) and that leaves the block becomes a CheckFailed naming the call — the
     function, its arguments (tensors by shape; bias, stride, padding, groups, … by value), the

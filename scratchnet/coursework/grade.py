@@ -25,7 +25,7 @@ Each submission is graded in a fresh temporary folder, by subprocesses whose `im
 is the submission's (PYTHONPATH = that folder; checked in each process) and whose Python is the
 grader's (the notebooks' kernel too):
 - pytest on the instructor's `tests/tasks/`, a code task scoring points × passed / collected of
-  the tests marked with its marker (e.g. `T03_4`); a skipped or xfailed test counts as failed.
+  the tests marked with its marker (e.g. `T04_4`); a skipped or xfailed test counts as failed.
   A run that crashes or hangs loses only the test in progress: the tests not yet run are run
   again, task by task.
 - each notebook with graded cells, in its own kernel (cwd: the notebooks folder): a graded cell
@@ -178,7 +178,7 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
 
 
 def parse_tasks(spec: str | Iterable[str] | None) -> list[Task]:
-    """'T01,T03.4' → the tasks of notebook 01 and T03.4, in registry order (None: all)."""
+    """'T01,T04.4' → the tasks of notebook 01 and T04.4, in registry order (None: all)."""
     if spec is None:
         return list(TASKS)
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
@@ -190,7 +190,7 @@ def parse_tasks(spec: str | Iterable[str] | None) -> list[Task]:
         elif item in {t.id for t in TASKS}:
             wanted.add(item)
         else:
-            raise ValueError(f"no task or notebook {item!r} (write e.g. T01 or T03.4)")
+            raise ValueError(f"no task or notebook {item!r} (write e.g. T01 or T04.4)")
     if not wanted:
         raise ValueError("--tasks names no task")
     return [t for t in TASKS if t.id in wanted]
@@ -203,7 +203,7 @@ def task_files() -> set[str]:
 
 def _marker_modules(root: Path, tasks: Sequence[Task]) -> dict[str, list[str]]:
     """For each code task, the test modules of `root`/tests/tasks that mark tests with its marker
-    (`@pytest.mark.T03_4`), as paths relative to `root`."""
+    (`@pytest.mark.T04_4`), as paths relative to `root`."""
     texts = {path.relative_to(root).as_posix(): path.read_text(encoding="utf-8", errors="replace")
              for path in sorted((root / "tests" / "tasks").rglob("*.py"))}
     return {t.id: [rel for rel, text in texts.items()
@@ -961,7 +961,7 @@ def grade(submissions: Sequence[str | os.PathLike], *, tasks: str | Iterable[str
           source: str | os.PathLike | None = None, keep: bool = False,
           log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
     """Grade each submission (a student's copy of the hand-out folder); → one result each, in
-    order. `tasks`: ids ('T03.4') or notebooks ('T03'), default all; `timeout`: seconds per test
+    order. `tasks`: ids ('T04.4') or notebooks ('T04'), default all; `timeout`: seconds per test
     (a cell gets `cell_timeout`, default 4×, a notebook `notebook_timeout`, default 20×);
     `jobs`: processes at a time (a submission's pytest run and notebooks run side by side);
     `source`: the instructor's checkout (default: the one this package runs from); `keep`: leave

@@ -2,7 +2,7 @@
 
     from scratchnet.coursework.handout import write_handout
     write_handout("build/student")                  # every task blanked: the student edition
-    write_handout("/tmp/one", blank={"T03.4"})      # only T03.4 blanked, other solutions kept
+    write_handout("/tmp/one", blank={"T04.4"})      # only T04.4 blanked, other solutions kept
 
 What OUT holds: `scratchnet/` with each SOLUTION region of a blanked task replaced by a stub that
 raises NotImplementedError with the task's message, every FAST PATH region (and every module only
@@ -261,8 +261,8 @@ def notebook_json(nb: dict) -> str:
 
 
 def cell_task(grade_id: str | None) -> str | None:
-    """The task a notebook cell's grade_id names: 'T03_7_solution' / 'T03_5b' / 'T03_9' →
-    'T03.7' / 'T03.5' / 'T03.9'; None for ids that name no task (and for no id)."""
+    """The task a notebook cell's grade_id names: 'T04_7_solution' / 'T04_5b' / 'T04_9' →
+    'T04.7' / 'T04.5' / 'T04.9'; None for ids that name no task (and for no id)."""
     m = _GRADE_ID.match(grade_id or "")
     return f"T{m.group(1)}.{m.group(2)}" if m else None
 
@@ -333,7 +333,7 @@ def student_makefile(torch: str = DEFAULT_TORCH) -> str:
 # make setup — create .venv: torch first, then this project and its tools
 # make lab   — open the notebooks in JupyterLab
 # make test  — run the tests of every task (tests/tasks)
-# make check TASK=T03_4 — the tests of one task (TASK=T03: those of notebook 03)
+# make check TASK=T04_4 — the tests of one task (TASK=T04: those of notebook 04)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -360,7 +360,7 @@ test: setup
 \t$(BIN)/python -m pytest tests/tasks -p no:cacheprovider
 
 check: setup
-\t@test -n "$(TASK)" || (echo "usage: make check TASK=T03_4 (or TASK=T03)"; exit 2)
+\t@test -n "$(TASK)" || (echo "usage: make check TASK=T04_4 (or TASK=T04)"; exit 2)
 \t$(BIN)/python -m pytest tests/tasks -p no:cacheprovider -m "$(TASK)"
 
 clean:

@@ -1,4 +1,4 @@
-"""The graded tests of the package tasks: `pytest -m T03` (a notebook's tasks), `-m T03_4` (one).
+"""The graded tests of the package tasks: `pytest -m T04` (a notebook's tasks), `-m T04_4` (one).
 
 Self-contained (it ships alone in the hand-out). It
 - registers a marker per task and per notebook from the registry, so `--strict-markers` works;
@@ -8,7 +8,7 @@ Self-contained (it ships alone in the hand-out). It
   phase, which costs seconds per failing test);
 - guards purity: while a test runs, torch.nn.functional (but fold/unfold), torch.autograd's
   backward/grad and torch.optim's steps raise when called from the student's package code —
-  the test's own torch references still use them. In T03.1/T03.2 tests fold/unfold raise too;
+  the test's own torch references still use them. In T04.1/T04.2 tests fold/unfold raise too;
 - runs tests with an `impl` argument once with the layers' default implementation and, in the
   solution edition (which still has the fast paths), once more with impl="reference";
 - reports an exception raised in the task's code as a CheckFailed that names the call (function,
@@ -40,7 +40,7 @@ settings.register_profile(
                            HealthCheck.function_scoped_fixture])
 
 PACKAGE = Path(scratchnet.__file__).resolve().parent
-FOLD_TASKS = {"T03.1", "T03.2"}
+FOLD_TASKS = {"T04.1", "T04.2"}
 SOLUTION_EDITION = any("### BEGIN SOLUTION" in path.read_text(encoding="utf-8")
                        for path in PACKAGE.rglob("*.py") if "coursework" not in path.parts)
 
@@ -136,7 +136,7 @@ OPTIMIZERS = _optimizer_classes()
 
 
 def _task_of(item: pytest.Item) -> str | None:
-    """The id of the task whose marker the test carries ("T03_4" → "T03.4")."""
+    """The id of the task whose marker the test carries ("T04_4" → "T04.4")."""
     for mark in item.iter_markers():
         if mark.name.count("_") == 1 and mark.name.startswith("T"):
             return task(mark.name.replace("_", ".")).id

@@ -1,4 +1,4 @@
-"""Notebook 02 · §7 Initialisation: T02.9 xavier_uniform_, T02.10 kaiming_normal_.
+"""Notebook 03 · Initialisation: T03.1 xavier_uniform_, T03.2 kaiming_normal_.
 References: torch.nn.init with the same generator state, in float64: the same random numbers,
 scaled by the same bound or standard deviation, and the generator left in the same state."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import scratchnet
 from scratchnet import init
 from scratchnet.coursework.checks import CheckFailed, expect_close, expect_true
 
-pytestmark = pytest.mark.T02
+pytestmark = pytest.mark.T03
 TOL = {"rtol": 1e-12, "atol": 0.0}
 PACKAGE = Path(scratchnet.__file__).resolve().parent
 NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
@@ -83,21 +83,21 @@ def expect_same_draws(name: str, shape: tuple[int, ...], seed: int, hint: str, *
     expect_close(got, want, f"the tensor filled by {call}", **TOL, hint=hint)
 
 
-# -- T02.9 xavier_uniform_ ---------------------------------------------------------------------
+# -- T03.1 xavier_uniform_ ---------------------------------------------------------------------
 XAVIER_HINT = ("Var(W) = gain²·2/(fan_in + fan_out) balances the forward and the backward pass "
-               "(§7); U(−a, a) has variance a²/3, so a = √3·std with std = "
+               "(§2); U(−a, a) has variance a²/3, so a = √3·std with std = "
                "gain·√(2/(fan_in + fan_out)) — fan_in = in·prod(kernel), fan_out = "
                "out·prod(kernel), from _calculate_fan_in_and_fan_out")
 
 
-@pytest.mark.T02_9
+@pytest.mark.T03_1
 @given(shape=weight_shapes, seed=st.integers(0, 2**31),
        gain=st.sampled_from([1.0, 5.0 / 3, math.sqrt(2.0), 0.5]))
 def test_xavier_uniform(shape, seed, gain):
     expect_same_draws("xavier_uniform_", shape, seed, XAVIER_HINT, gain=gain)
 
 
-@pytest.mark.T02_9
+@pytest.mark.T03_1
 def test_xavier_uniform_default_gain_and_global_generator():
     """Without a generator, the global one (torch.manual_seed) is used, as in torch."""
     torch.manual_seed(7)
@@ -109,20 +109,20 @@ def test_xavier_uniform_default_gain_and_global_generator():
                  "torch's global generator")
 
 
-@pytest.mark.T02_9
+@pytest.mark.T03_1
 def test_xavier_uniform_needs_two_dimensions():
     with pytest.raises(ValueError):
         init.xavier_uniform_(torch.empty(5))
 
 
-# -- T02.10 kaiming_normal_ --------------------------------------------------------------------
-KAIMING_HINT = ("std = gain/√fan (§7), where gain = calculate_gain(nonlinearity, a) — √2 for "
+# -- T03.2 kaiming_normal_ --------------------------------------------------------------------
+KAIMING_HINT = ("std = gain/√fan (§2), where gain = calculate_gain(nonlinearity, a) — √2 for "
                 "ReLU and for the default 'leaky_relu' with a = 0 — and fan = "
                 "_calculate_correct_fan(tensor, mode): fan_in for mode='fan_in', fan_out for "
                 "'fan_out'; draw N(0, std²) with normal_ (std, not the variance std²)")
 
 
-@pytest.mark.T02_10
+@pytest.mark.T03_2
 @given(shape=weight_shapes, seed=st.integers(0, 2**31),
        kwargs=st.sampled_from([{}, {"nonlinearity": "relu"},
                                {"mode": "fan_out", "nonlinearity": "relu"},
@@ -132,7 +132,7 @@ def test_kaiming_normal(shape, seed, kwargs):
     expect_same_draws("kaiming_normal_", shape, seed, KAIMING_HINT, **kwargs)
 
 
-@pytest.mark.T02_10
+@pytest.mark.T03_2
 def test_kaiming_normal_global_generator():
     torch.manual_seed(11)
     got = init.kaiming_normal_(torch.empty(40, 30, dtype=torch.float64), nonlinearity="relu")
@@ -142,7 +142,7 @@ def test_kaiming_normal_global_generator():
                  **TOL, hint=KAIMING_HINT + "; generator=None means torch's global generator")
 
 
-@pytest.mark.T02_10
+@pytest.mark.T03_2
 def test_kaiming_normal_leaves_empty_tensors_alone():
     """A weight with a zero-size dimension (e.g. Linear(0, 3)): torch warns and returns it."""
     w = torch.empty(3, 0)
@@ -160,7 +160,7 @@ def test_kaiming_normal_leaves_empty_tensors_alone():
                 "`if _empty(tensor): return tensor` (_empty warns)")
 
 
-@pytest.mark.T02_10
+@pytest.mark.T03_2
 def test_kaiming_normal_refuses_what_torch_refuses():
     for bad, kwargs in (((5,), {}), ((3, 4), {"mode": "fan_avg"})):
         with pytest.raises(ValueError):

@@ -1,7 +1,7 @@
-"""Notebook 03 · Convolution with unfold: T03.1 unfold, T03.2 fold, T03.3 conv2d_forward,
-T03.4 conv2d_backward. References: torch (F.unfold, F.fold, F.conv2d, autograd) in float64.
+"""Notebook 04 · Convolution with unfold: T04.1 unfold, T04.2 fold, T04.3 conv2d_forward,
+T04.4 conv2d_backward. References: torch (F.unfold, F.fold, F.conv2d, autograd) in float64.
 
-T03.4 builds the patch matrix cols itself (from F.unfold), so that it needs no other task; it
+T04.4 builds the patch matrix cols itself (from F.unfold), so that it needs no other task; it
 calls conv2d_backward with impl="reference", the layout those cols have.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scratchnet import conv, im2col
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
-pytestmark = pytest.mark.T03
+pytestmark = pytest.mark.T04
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 Pair = tuple[int, int]
 
@@ -98,7 +98,7 @@ def convs(draw: st.DrawFn, grouped: bool = True, bias: bool | None = None) -> Co
 ASYMMETRIC = Conv(2, 3, 4, (7, 6), (3, 2), (2, 1), (1, 2), (1, 2), 1, True, 0)
 
 
-# -- T03.1 unfold ------------------------------------------------------------------------------
+# -- T04.1 unfold ------------------------------------------------------------------------------
 UNFOLD_HINT = ("cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h·i + d_h·u, s_w·j + d_w·v]: rows "
                "ordered c, then u, then v, columns ordered i then j (row-major), x_pad = x with "
                "`padding` zeros on every side; shape (N, C·kh·kw, H_out·W_out)")
@@ -112,18 +112,18 @@ def check_unfold(case: Conv) -> None:
                  hint=UNFOLD_HINT)
 
 
-@pytest.mark.T03_1
+@pytest.mark.T04_1
 def test_unfold_asymmetric_case():
     check_unfold(ASYMMETRIC)
 
 
-@pytest.mark.T03_1
+@pytest.mark.T04_1
 @given(case=convs(grouped=False))
 def test_unfold(case):
     check_unfold(case)
 
 
-# -- T03.2 fold --------------------------------------------------------------------------------
+# -- T04.2 fold --------------------------------------------------------------------------------
 FOLD_HINT = ("fold is the adjoint of unfold: add every entry cols[n, (c, u, v), (i, j)] onto "
              "x_pad[n, c, s_h·i + d_h·u, s_w·j + d_w·v] (+=: a pixel in several windows collects "
              "several entries; pixels in no window stay 0), then crop the padding to "
@@ -139,18 +139,18 @@ def check_fold(case: Conv) -> None:
                  f"{case.describe(layer=False)}", **TOL, hint=FOLD_HINT)
 
 
-@pytest.mark.T03_2
+@pytest.mark.T04_2
 def test_fold_asymmetric_case():
     check_fold(ASYMMETRIC)
 
 
-@pytest.mark.T03_2
+@pytest.mark.T04_2
 @given(case=convs(grouped=False))
 def test_fold(case):
     check_fold(case)
 
 
-# -- T03.3 conv2d_forward ----------------------------------------------------------------------
+# -- T04.3 conv2d_forward ----------------------------------------------------------------------
 FORWARD_HINT = ("cols = im2col(x, …) has one row per output pixel (n, i, j); y = cols·Wᵀ + b with "
                 "W = weight as a (C_out, C_in·kh·kw) matrix; with groups, one product per group: "
                 "grouped_matmul(cols, Wᵀ, groups, bias) takes each group's matrix transposed, "
@@ -180,18 +180,18 @@ def check_forward(case: Conv, impl: str | None) -> None:
                      f"({case.describe(layer=False)})", **TOL, hint=COLS_HINT)
 
 
-@pytest.mark.T03_3
+@pytest.mark.T04_3
 def test_conv2d_forward_asymmetric_case(impl):
     check_forward(ASYMMETRIC, impl)
 
 
-@pytest.mark.T03_3
+@pytest.mark.T04_3
 @given(case=convs())
 def test_conv2d_forward(impl, case):
     check_forward(case, impl)
 
 
-@pytest.mark.T03_3
+@pytest.mark.T04_3
 @given(case=convs())
 def test_conv2d_forward_returns_the_cols(case):
     """With impl="reference" (the path you write), cols are in unfold's layout: conv2d_backward
@@ -199,7 +199,7 @@ def test_conv2d_forward_returns_the_cols(case):
     check_forward(case, "reference")
 
 
-# -- T03.4 conv2d_backward ---------------------------------------------------------------------
+# -- T04.4 conv2d_backward ---------------------------------------------------------------------
 DX_HINT = ("dx = col2im(G·W): G = grad_out as a (N·H_out·W_out, C_out) matrix (permute to "
            "(N, H_out, W_out, C_out) before reshaping), times W as a (C_out, C_in·kh·kw) matrix "
            "(per group with groups: grouped_matmul(G, weight_matrices(weight, groups), groups), "
@@ -233,12 +233,12 @@ def check_backward(case: Conv) -> None:
                  hint=DX_HINT)
 
 
-@pytest.mark.T03_4
+@pytest.mark.T04_4
 def test_conv2d_backward_asymmetric_case():
     check_backward(ASYMMETRIC)
 
 
-@pytest.mark.T03_4
+@pytest.mark.T04_4
 @given(case=convs(bias=True))
 def test_conv2d_backward(case):
     check_backward(case)

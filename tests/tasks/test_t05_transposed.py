@@ -1,4 +1,4 @@
-"""Notebook 04 · Transposed convolution: T04.1 ConvTranspose2d.forward, T04.2
+"""Notebook 05 · Transposed convolution: T05.1 ConvTranspose2d.forward, T05.2
 ConvTranspose2d.backward. References: torch (F.conv_transpose2d, autograd) in float64."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
-pytestmark = pytest.mark.T04
+pytestmark = pytest.mark.T05
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
@@ -91,12 +91,12 @@ def check_forward(case: dict, impl: str | None) -> None:
                  **TOL, hint=FORWARD_HINT)
 
 
-@pytest.mark.T04_1
+@pytest.mark.T05_1
 def test_conv_transpose2d_forward_asymmetric_case(impl):
     check_forward(ASYMMETRIC, impl)
 
 
-@pytest.mark.T04_1
+@pytest.mark.T05_1
 @given(case=cases())
 def test_conv_transpose2d_forward(impl, case):
     check_forward(case, impl)
@@ -133,12 +133,12 @@ def check_backward(case: dict, impl: str | None) -> None:
                      hint=ACCUMULATE_HINT)
 
 
-@pytest.mark.T04_2
+@pytest.mark.T05_2
 def test_conv_transpose2d_backward_asymmetric_case(impl):
     check_backward(ASYMMETRIC, impl)
 
 
-@pytest.mark.T04_2
+@pytest.mark.T05_2
 @given(case=cases())
 def test_conv_transpose2d_backward(impl, case):
     check_backward(case, impl)

@@ -1,4 +1,4 @@
-"""Notebook 08 · Going further: T08.1 Residual.backward, T08.2 Concat.backward.
+"""Notebook 10 · Going further: T10.1 Residual.backward, T10.2 Concat.backward.
 
 The branches are modules written here (with their own backward) or Identity, so that only the
 containers are tested. References: the same computation in torch with autograd, float64."""
@@ -14,7 +14,7 @@ import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
-pytestmark = pytest.mark.T08
+pytestmark = pytest.mark.T10
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
@@ -106,7 +106,7 @@ def check(module: sn.Module, f, x: Tensor, seed: int, name: str, hint: str) -> N
         expect_close(p.grad, want, f"∂L/∂{param} of {name}", **TOL, hint=hint)
 
 
-# -- T08.1 Residual ----------------------------------------------------------------------------
+# -- T10.1 Residual ----------------------------------------------------------------------------
 RESIDUAL_HINT = ("y = x + f(x), so ∂L/∂x = g + f.backward(g): the skip path passes g through "
                  "unchanged, and the branch's backward (called once) accumulates its own "
                  "parameters' gradients")
@@ -132,7 +132,7 @@ def branch_module(kind: str, c: int, seed: int) -> sn.Module:
     return Chain(ChannelScale(randn((c,), seed + 1)), ChannelMix(randn((c, c), seed + 2)))
 
 
-@pytest.mark.T08_1
+@pytest.mark.T10_1
 @given(case=residual_cases())
 def test_residual(case):
     kind, shape, seed = case
@@ -142,7 +142,7 @@ def test_residual(case):
           f"Residual({kind})", RESIDUAL_HINT)
 
 
-@pytest.mark.T08_1
+@pytest.mark.T10_1
 def test_nested_residual():
     """Residual(Residual(f)): y = 2x + f(x)."""
     branch = ChannelScale(randn((3,), 1))
@@ -151,7 +151,7 @@ def test_nested_residual():
           "Residual(Residual(scale))", RESIDUAL_HINT)
 
 
-# -- T08.2 Concat ------------------------------------------------------------------------------
+# -- T10.2 Concat ------------------------------------------------------------------------------
 CONCAT_HINT = ("split grad_output along self.dim into the branches' slices (the sizes forward "
                "saved, in branch order), call each branch's backward on its own slice, and add "
                "up what they return: x fed every branch, so its gradients sum")
@@ -170,7 +170,7 @@ def concat_cases(draw: st.DrawFn) -> tuple[tuple[str, ...], int, tuple[int, int,
     return branches, dim, shape, draw(st.integers(0, 2**31))
 
 
-@pytest.mark.T08_2
+@pytest.mark.T10_2
 @given(case=concat_cases())
 def test_concat(case):
     kinds, dim, shape, seed = case

@@ -1,4 +1,4 @@
-"""Notebook 06 · Optimizers: T06.1 SGD.update, T06.2 Adam.update and Adam.update_amsgrad, all
+"""Notebook 07 · Optimizers: T07.1 SGD.update, T07.2 Adam.update and Adam.update_amsgrad, all
 through step().
 Reference: torch.optim's SGD and Adam updates on copies of the same parameters and gradients,
 float64, several steps; each step's change p_new − p_old is compared.
@@ -20,7 +20,7 @@ import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
-pytestmark = pytest.mark.T06
+pytestmark = pytest.mark.T07
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 STEPS = 4
 
@@ -90,7 +90,7 @@ class TorchAdam:
                    self.steps, foreach=False, **self.kwargs)
 
 
-# -- T06.1 SGD ---------------------------------------------------------------------------------
+# -- T07.1 SGD ---------------------------------------------------------------------------------
 SGD_CONFIGS = [
     {"lr": 0.1},
     {"lr": 0.1, "momentum": 0.9},
@@ -113,7 +113,7 @@ def sgd_id(kwargs: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in kwargs.items())
 
 
-@pytest.mark.T06_1
+@pytest.mark.T07_1
 @pytest.mark.parametrize("kwargs", SGD_CONFIGS, ids=sgd_id)
 @given(problem=problems)
 def test_sgd(kwargs, problem):
@@ -121,7 +121,7 @@ def test_sgd(kwargs, problem):
                   problem, f"SGD({sgd_id(kwargs)})", SGD_FIRST_HINT, SGD_LATER_HINT)
 
 
-# -- T06.2 Adam --------------------------------------------------------------------------------
+# -- T07.2 Adam --------------------------------------------------------------------------------
 ADAM_CONFIGS = [
     {"lr": 0.01},
     {"lr": 0.1, "betas": (0.5, 0.9)},
@@ -146,7 +146,7 @@ def make_adam(params: list[Tensor], kwargs: dict, impl: str | None) -> sn.Adam:
     return opt
 
 
-@pytest.mark.T06_2
+@pytest.mark.T07_2
 @pytest.mark.parametrize("kwargs", ADAM_CONFIGS, ids=sgd_id)
 @given(problem=problems)
 def test_adam(impl, kwargs, problem):
@@ -154,7 +154,7 @@ def test_adam(impl, kwargs, problem):
                   problem, f"Adam({sgd_id(kwargs)})", ADAM_FIRST_HINT, ADAM_LATER_HINT)
 
 
-# -- T06.2 Adam.update_amsgrad -----------------------------------------------------------------
+# -- T07.2 Adam.update_amsgrad -----------------------------------------------------------------
 AMSGRAD_CONFIGS = [
     {"lr": 0.01, "amsgrad": True},
     {"lr": 0.1, "betas": (0.5, 0.9), "amsgrad": True},
@@ -172,7 +172,7 @@ AMSGRAD_LATER_HINT = ("AMSGrad divides by √v_max instead of √v: v_max = stat
                       "gradients grow, then shrink: a step that used v here moved too far")
 
 
-@pytest.mark.T06_2
+@pytest.mark.T07_2
 @pytest.mark.parametrize("kwargs", AMSGRAD_CONFIGS, ids=sgd_id)
 @given(problem=problems)
 def test_adam_amsgrad(impl, kwargs, problem):

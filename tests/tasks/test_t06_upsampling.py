@@ -1,4 +1,4 @@
-"""Notebook 05 · Nearest-neighbour upsampling: T05.1 nearest_upsample, T05.2
+"""Notebook 06 · Nearest-neighbour upsampling: T06.1 nearest_upsample, T06.2
 nearest_upsample_backward. References: torch (F.interpolate(mode="nearest"), autograd), float64."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scratchnet import upsampling
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
-pytestmark = pytest.mark.T05
+pytestmark = pytest.mark.T06
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
 
@@ -59,25 +59,25 @@ def check_backward(shape, scale, seed) -> None:
                  hint=BACKWARD_HINT)
 
 
-@pytest.mark.T05_1
+@pytest.mark.T06_1
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: f"scale={c[1]}")
 def test_nearest_upsample_fixed_cases(case):
     check_forward(*case)
 
 
-@pytest.mark.T05_1
+@pytest.mark.T06_1
 @given(case=cases())
 def test_nearest_upsample(case):
     check_forward(*case)
 
 
-@pytest.mark.T05_2
+@pytest.mark.T06_2
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: f"scale={c[1]}")
 def test_nearest_upsample_backward_fixed_cases(case):
     check_backward(*case)
 
 
-@pytest.mark.T05_2
+@pytest.mark.T06_2
 @given(case=cases())
 def test_nearest_upsample_backward(case):
     check_backward(*case)
