@@ -130,3 +130,15 @@ def test_lessons_display_the_reference_code_only(path):
             shown = joined(output.get("data", {}).get("text/markdown", ""))
             found = [word for word in FAST_PATH_CODE if word in shown]
             assert not found, f"{path.name}, cell {i} displays fast-path code ({found})"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_task_table_and_title_name_the_notebook_itself(path):
+    """A notebook lists its own tasks and carries its own number: renumbering moves both."""
+    number = NAME.fullmatch(path.name).group(1)
+    nb = load(path)
+    title = joined(nb["cells"][0]["source"]).splitlines()[0]
+    assert title.startswith(f"# {number} ·"), f"{path.name} is titled {title!r}"
+    for cell in code_cells(nb):
+        for listed in re.findall(r"show_tasks\(\"(\d\d)\"\)", joined(cell["source"])):
+            assert listed == number, f"{path.name} lists the tasks of notebook {listed}"
