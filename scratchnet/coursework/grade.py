@@ -63,6 +63,7 @@ from ..files import atomic_write
 from . import grade_runtime
 from .handout import cell_task, default_source, write_handout
 from .regions import MarkerError, without_fast_paths
+from .scan import Cell, Finding, scan_cells, scan_source, torch_aliases
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -117,6 +118,8 @@ class SubmissionResult:
     # per pytest run / notebook: scratchnet.__file__ and sys.executable as that process found them
     origins: dict[str, str] = field(default_factory=dict)
     interpreters: dict[str, str] = field(default_factory=dict)
+    # uses of forbidden APIs and indirect access the scan found (scan.Finding), in file order
+    flags: list[Finding] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -150,6 +153,9 @@ class NotebookSpec:
     overwrite: dict[str, dict]            # grade_id → instructor cell (graded or locked, not a solution)
     graded: dict[str, tuple[str, float]]  # grade_id → (task id, points): autograded code cells
     needs_data: bool
+    lessons: dict[str, str] = field(default_factory=dict)   # cell id → source of the other cells
+    # solution grade_id → the instructor's lines around its solution region (stripped)
+    scaffolds: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -161,11 +167,17 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
     overwrite: dict[str, dict] = {}
     graded: dict[str, tuple[str, float]] = {}
     source = []
+    lessons: dict[str, str] = {}
+    scaffolds: dict[str, frozenset[str]] = {}
     for cell in nb.get("cells", []):
         text = "".join(cell.get("source", ""))
         source.append(text)
         meta = _nbgrader(cell)
         gid = meta.get("grade_id")
+        if gid and meta.get("solution") and cell.get("cell_type") == "code":
+            scaffolds[gid] = _scaffold(text)
+        elif not gid and cell.get("id"):
+            lessons[cell["id"]] = text
         if not gid or meta.get("solution"):
             continue
         if meta.get("grade") or meta.get("locked"):
@@ -174,7 +186,21 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
     return NotebookSpec(number, path.stem, overwrite, graded,
-                        bool(_NEEDS_DATA.search("\n".join(source))))
+                        bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds)
+
+
+def _scaffold(source: str) -> frozenset[str]:
+    """The stripped lines of a solution cell outside its `### BEGIN/END SOLUTION` region."""
+    lines, inside = set(), False
+    for line in source.splitlines():
+        mark = line.strip()
+        if mark == "### BEGIN SOLUTION":
+            inside = True
+        elif mark == "### END SOLUTION":
+            inside = False
+        elif not inside and mark:
+            lines.add(mark)
+    return frozenset(lines)
 
 
 def parse_tasks(spec: str | Iterable[str] | None) -> list[Task]:
@@ -428,6 +454,7 @@ class _Workspace:
         self.units = 0            # units of work not finished yet: the folder goes with the last
         self.error: str | None = None
         self.problems: list[str] = []     # the submission's files not used, and why
+        self.findings: list[Finding] = []  # what the scan found in them
         self.broken: BaseException | None = None
 
     def acquire(self) -> Path:
@@ -469,6 +496,7 @@ class _Workspace:
             shutil.copyfile(self.submission / rel, target, follow_symlinks=False)
             if target.suffix == ".py":
                 drop_fast_paths(target)
+        self.findings = g.scan(tmp, taken)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
         shutil.copytree(g.root / "tests" / "tasks", tmp / "tests" / "tasks", ignore=ignore)
         (tmp / ".grader").mkdir()
@@ -534,6 +562,7 @@ class _Grader:
         self.data_dir: Path | None = None
         self.reference: Path = Path()
         self.kernels: Path = Path()
+        self.aliases = torch_aliases()
 
     def _check_material(self) -> None:
         """Read the instructor's notebooks and test modules; raise InstructorError unless they
@@ -565,6 +594,85 @@ class _Grader:
         if problems:
             raise InstructorError(f"the instructor's checkout {self.root} cannot grade the tasks "
                                   "asked for:\n  " + "\n  ".join(problems))
+
+    # -- the static scan ------------------------------------------------------------------------
+    def scan(self, tmp: Path, taken: list[str]) -> list[Finding]:
+        """The scan of a workspace's copies of the submission's files (`taken`): its package
+        files, each task function charged with what it (or a function of its file that it
+        calls) uses, and its notebooks' own cells (`_scan_notebook`)."""
+        owners: dict[str, dict[str, str]] = {}
+        for t in TASKS:
+            for where in t.where:
+                path, qualname = where.split(":")
+                owners.setdefault(path, {})[qualname] = t.id
+        findings: list[Finding] = []
+        for rel in taken:
+            if rel.endswith(".py"):
+                text = (tmp / rel).read_text(encoding="utf-8", errors="replace")
+                findings += scan_source(text, rel, owners.get(rel, {}), aliases=self.aliases)
+        for spec in self.specs.values():
+            path = tmp / "notebooks" / f"{spec.stem}.ipynb"
+            if f"notebooks/{spec.stem}.ipynb" in taken and path.is_file():
+                findings += self._scan_notebook(path, spec)
+        return findings
+
+    def _scan_notebook(self, path: Path, spec: NotebookSpec) -> list[Finding]:
+        """The scan of a submission's notebook: its graded cells are the instructor's (as they
+        will run), its solution cells the student's, and its other cells the lesson's when
+        unchanged, the student's when written or changed."""
+        try:
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            raw = [c for c in nb["cells"] if c.get("cell_type") == "code"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return []                     # grade_notebook says why it cannot be read
+        cells = []
+        for index, cell in enumerate(nb["cells"]):
+            if cell not in raw:
+                continue
+            meta, text = _nbgrader(cell), "".join(cell.get("source", ""))
+            gid, label = meta.get("grade_id"), f"notebooks/{spec.stem}.ipynb, cell {index}"
+            if gid in spec.overwrite:
+                own = spec.overwrite[gid]
+                cells.append(Cell(label, "".join(own.get("source", "")), "graded"))
+            elif gid and meta.get("solution"):
+                cells.append(Cell(label, text, "solution", cell_task(gid),
+                                  spec.scaffolds.get(gid, frozenset())))
+            elif spec.lessons.get(cell.get("id")) == text:
+                cells.append(Cell(label, text, "lesson"))
+            else:
+                cells.append(Cell(label, text, "student"))
+        return scan_cells(cells, aliases=self.aliases)
+
+    def apply_flags(self, result: SubmissionResult, findings: list[Finding]) -> None:
+        """A task whose code uses a forbidden API or reaches around the grader scores 0, and so
+        does a check of such code; indirect access outside the task functions (at a file's top
+        level, in a notebook's own cells) scores 0 every task it can reach: the code tasks for a
+        package file, the notebook's tasks for a cell."""
+        result.flags = list(findings)
+        charged: dict[str, list[Finding]] = {}
+        for f in findings:
+            if f.task is not None:
+                charged.setdefault(f.task, []).append(f)
+            elif f.kind != "forbidden API":
+                reached = [t.id for t in self.tasks if (
+                    t.kind == "code" if f.file.startswith("scratchnet/")
+                    else f.file == f"notebooks/{t.notebook}.ipynb" if t.kind != "code"
+                    else False)]
+                for task_id in reached:
+                    charged.setdefault(task_id, []).append(f)
+        for t in self.tasks:
+            score = result.scores[t.id]
+            if score.points is None:
+                continue
+            own = charged.get(t.id, [])
+            via = sorted(set(t.depends) & set(charged)) if t.kind == "check" else []
+            if not own and not via:
+                continue
+            score.points = 0.0
+            why = ("scored 0: " + "; ".join(f"{f.kind} {f.name} ({f.file}:{f.line})"
+                                            for f in own[:3])) if own else (
+                f"scored 0: it checks {', '.join(via)}, whose code the scan flagged")
+            score.reasons.insert(0, why)
 
     # -- setup ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -842,6 +950,7 @@ class _Grader:
         """The submission's last unit of work is over: score its notebooks, gather its errors."""
         result, ws = sub.result, sub.ws
         self.score_notebooks(result, sub.outcome)
+        self.apply_flags(result, ws.findings)
         for error in [*ws.problems, *([ws.error] if ws.error else [])]:
             if error not in result.errors:
                 result.errors.append(error)
@@ -1023,6 +1132,9 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
     for r in results:
         if r.errors:
             out.append(f"{r.name}: " + "; ".join(r.errors))
+        if r.flags:
+            more = f"; … and {len(r.flags) - 3} more" if len(r.flags) > 3 else ""
+            out.append(f"{r.name}: FLAGGED: " + "; ".join(map(str, r.flags[:3])) + more)
     if verbose:
         for r in results:
             lost = [s for s in r.scores.values()
@@ -1040,15 +1152,16 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
 
 def write_csv(results: Sequence[SubmissionResult], path: str | os.PathLike) -> Path:
     """One row per submission: submission, a column per task (registry order; empty for a task
-    graded by hand), total, max. Written to a temporary file and renamed into place."""
+    graded by hand), total, max, flags (what the scan found, '; '-separated). Written to a
+    temporary file and renamed into place."""
     tasks = [s.task for s in results[0].scores.values()] if results else []
 
     def write(f) -> None:
         w = csv.writer(f)
-        w.writerow(["submission", *(t.id for t in tasks), "total", "max"])
+        w.writerow(["submission", *(t.id for t in tasks), "total", "max", "flags"])
         for r in results:
             w.writerow([r.name, *("" if r.scores[t.id].points is None
                                   else f"{r.scores[t.id].points:g}" for t in tasks),
-                        f"{r.total:g}", f"{r.max:g}"])
+                        f"{r.total:g}", f"{r.max:g}", "; ".join(map(str, r.flags))])
 
     return atomic_write(path, write, text=True)

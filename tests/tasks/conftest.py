@@ -6,9 +6,11 @@ Self-contained (it ships alone in the hand-out). It
   notebooks do; references turn it on locally with `torch.enable_grad()`;
 - keeps the Hypothesis examples few and reproducible (profile "scratchnet-tasks"; no "explain"
   phase, which costs seconds per failing test);
-- guards purity: while a test runs, torch.nn.functional (but fold/unfold), torch.autograd's
-  backward/grad and torch.optim's steps raise when called from the student's package code —
-  the test's own torch references still use them. In T04.1/T04.2 tests fold/unfold raise too;
+- guards purity (scratchnet/coursework/guard.py, installed before the package is imported, so
+  that a name the package binds at import is guarded too): while a task's test runs,
+  torch.nn.functional (but fold/unfold), torch.nn modules, autograd, torch.func and torch.optim's
+  steps raise when called from the student's package code — the test's own torch references
+  still use them. In T04.1/T04.2 tests fold/unfold raise too;
 - runs tests with an `impl` argument once with the layers' default implementation and, in the
   solution edition (which still has the fast paths), once more with impl="reference";
 - reports an exception raised in the task's code as a CheckFailed that names the call (function,
@@ -17,18 +19,36 @@ Self-contained (it ships alone in the hand-out). It
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, Phase, settings
 
-import scratchnet
-from scratchnet.coursework.checks import CheckFailed, is_student_file, reporting_crashes
+
+def _load_guard():
+    """scratchnet/coursework/guard.py, by its path: importing it as part of the package would
+    run the student's code before the guard is in place."""
+    if "scratchnet_guard" in sys.modules:
+        return sys.modules["scratchnet_guard"]
+    path = Path(__file__).resolve().parents[2] / "scratchnet" / "coursework" / "guard.py"
+    spec = importlib.util.spec_from_file_location("scratchnet_guard", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scratchnet_guard"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+guard = _load_guard()
+guard.install()
+guard.active = False
+
+import scratchnet  # noqa: E402 - after the guard
+from scratchnet.coursework.checks import reporting_crashes
 from scratchnet.coursework.tasks import TASKS, task
 
 PROFILE = "scratchnet-tasks"
@@ -96,45 +116,6 @@ def _no_autograd() -> Iterator[None]:
     torch.set_grad_enabled(previous)
 
 
-def _called_from_student_code() -> bool:
-    frame = sys._getframe(2)
-    while frame is not None:
-        if is_student_file(frame.f_code.co_filename):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _guarded(original: Callable, name: str, task_id: str) -> Callable:
-    def guarded(*args, **kwargs):
-        if _called_from_student_code():
-            raise CheckFailed(f"{task_id} must use plain tensor operations ({name} is not "
-                              f"allowed)")
-        return original(*args, **kwargs)
-    return guarded
-
-
-def _functionals() -> list[str]:
-    """The public callables of torch.nn.functional (not its typing names and classes)."""
-    return [name for name in dir(F) if not name.startswith("_")
-            and callable(getattr(F, name)) and not isinstance(getattr(F, name), type)
-            and getattr(getattr(F, name), "__module__", None) in
-            ("torch.nn.functional", "torch", "torch._C._nn")]
-
-
-def _optimizer_classes() -> list[type]:
-    classes, todo = [], [torch.optim.Optimizer]
-    while todo:
-        cls = todo.pop()
-        classes.append(cls)
-        todo.extend(cls.__subclasses__())
-    return [cls for cls in classes if "step" in vars(cls)]
-
-
-FUNCTIONALS = _functionals()
-OPTIMIZERS = _optimizer_classes()
-
-
 def _task_of(item: pytest.Item) -> str | None:
     """The id of the task whose marker the test carries ("T04_4" → "T04.4")."""
     for mark in item.iter_markers():
@@ -144,25 +125,13 @@ def _task_of(item: pytest.Item) -> str | None:
 
 
 @pytest.fixture(autouse=True)
-def _purity(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _purity(request: pytest.FixtureRequest) -> Iterator[None]:
     """Forbid, for the student's code, what would do the task for them."""
     task_id = _task_of(request.node)
-    if task_id is None:
-        return
-    allowed = set() if task_id in FOLD_TASKS else {"fold", "unfold"}
-    for name in FUNCTIONALS:
-        if name in allowed:
-            continue
-        original = getattr(F, name)
-        monkeypatch.setattr(F, name, _guarded(original, f"torch.nn.functional.{name}", task_id))
-        if getattr(torch, name, None) is original:                # torch.conv2d is F.conv2d
-            monkeypatch.setattr(torch, name, _guarded(original, f"torch.{name}", task_id))
-    for name in ("backward", "grad"):
-        monkeypatch.setattr(torch.autograd, name, _guarded(
-            getattr(torch.autograd, name), f"torch.autograd.{name}", task_id))
-    for cls in OPTIMIZERS:
-        monkeypatch.setattr(cls, "step", _guarded(
-            cls.step, f"torch.optim.{cls.__name__}.step", task_id))
+    guard.active, guard.task = task_id is not None, task_id
+    guard.allow_fold = task_id not in FOLD_TASKS
+    yield
+    guard.active, guard.task, guard.allow_fold = False, None, True
 
 
 @pytest.hookimpl(wrapper=True)

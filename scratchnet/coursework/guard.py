@@ -1,0 +1,175 @@
+"""The runtime half of the grader's purity rule: every function that would do a task for the
+student — torch.nn.functional's (fold and unfold while `allow_fold` is off), the names of the
+torch namespace that are the same objects (`torch.conv2d`), torch.nn modules' calls, autograd
+(`torch.autograd.backward`/`grad` and their functional forms, `Tensor.backward`,
+`Tensor.requires_grad_`), torch.func and the optimizers' steps — is replaced, under every name
+that refers to it, by a wrapper that raises `ForbiddenAPI` when the student's code is on the call
+stack. Installed before the student's package is imported, it also catches what the package
+bound at import (`from torch.nn.functional import conv2d` binds the wrapper).
+
+It imports nothing of `scratchnet` (importing the package runs the student's code), so the task
+tests' conftest and the grader's notebook kernels load it by its path:
+
+    guard = load(Path(".../scratchnet/coursework/guard.py"));  guard.install()
+
+The student's code: the package's files but coursework/, gradcheck.py and interop.py, and, once
+`cells_are_students()` is called (in a grading kernel), every notebook cell the grader has not
+registered with `trust_cell`.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+PACKAGE = Path(__file__).resolve().parents[1]
+NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
+CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-)")
+MODULE_NAME = "scratchnet_guard"
+
+active = True              # the task tests switch it on for each task's tests only
+allow_fold = True          # off in the tests of the tasks that write fold and unfold
+task: str | None = None    # the task whose tests run, for the message
+hits: list[str] = []       # what was refused, in order
+_cells = False
+_trusted: set[str] = set()
+_installed = False
+
+
+class ForbiddenAPI(RuntimeError):
+    """The student's code called a function that would do the task for it."""
+
+
+def load(path: str | Path) -> ModuleType:
+    """This module, loaded from `path` once per process, as `scratchnet_guard`."""
+    if MODULE_NAME in sys.modules:
+        return sys.modules[MODULE_NAME]
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=4096)
+def _package_file(filename: str) -> bool:
+    try:
+        parts = Path(filename).resolve().relative_to(PACKAGE).parts
+    except (ValueError, OSError):
+        return False
+    return not parts or parts[0] not in NOT_STUDENT_CODE
+
+
+def is_student_file(filename: str) -> bool:
+    if _package_file(filename):
+        return True
+    return _cells and bool(CELL_FILE.search(filename)) and filename not in _trusted
+
+
+def cells_are_students() -> None:
+    """In a grading kernel: notebook cells are the student's unless registered as trusted."""
+    global _cells
+    _cells = True
+
+
+def trust_cell(filename: str) -> None:
+    """Register the file name under which the kernel runs one of the grader's cells."""
+    _trusted.add(filename)
+
+
+def _from_student() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if is_student_file(frame.f_code.co_filename):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _guarded(original: Callable, label: str, fold: bool = False) -> Callable:
+    def guarded(*args, **kwargs):
+        if active and (not fold or not allow_fold) and _from_student():
+            hits.append(label)
+            raise ForbiddenAPI(f"{task + ' ' if task else ''}must use plain tensor operations "
+                               f"({label} is not allowed)")
+        return original(*args, **kwargs)
+
+    try:
+        functools.update_wrapper(guarded, original)
+    except (AttributeError, TypeError):
+        pass
+    guarded.__scratchnet_guarded__ = True
+    return guarded
+
+
+def _public_callables(module: object) -> dict[str, Callable]:
+    out = {}
+    for name in dir(module):
+        if name.startswith("__"):
+            continue
+        value = getattr(module, name, None)
+        if callable(value) and not isinstance(value, type):
+            out[name] = value
+    return out
+
+
+def install() -> None:
+    """Replace every forbidden function, under each name of torch's namespaces that refers to
+    it. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    import torch
+    import torch.autograd
+    import torch.autograd.functional
+    import torch.func
+    import torch.nn.functional as F
+    import torch.optim
+
+    targets: dict[int, tuple[Callable, str, bool]] = {}     # id → (original, label, fold)
+    for name, value in _public_callables(F).items():
+        if getattr(value, "__module__", "") in ("typing", "collections.abc"):
+            continue
+        targets.setdefault(id(value), (value, f"torch.nn.functional.{name}",
+                                       name in ("fold", "unfold")))
+    for module, prefix in ((torch.autograd, "torch.autograd"),
+                           (torch.autograd.functional, "torch.autograd.functional"),
+                           (torch.func, "torch.func")):
+        for name in (n for n in dir(module) if not n.startswith("_")):
+            value = getattr(module, name)
+            if callable(value) and not isinstance(value, type) \
+                    and not isinstance(value, ModuleType):
+                targets.setdefault(id(value), (value, f"{prefix}.{name}", False))
+    namespaces = [torch, F, torch.autograd, torch.autograd.functional, torch.func,
+                  torch._C._nn, torch._C._VariableFunctions]
+    for space in namespaces:
+        for name in dir(space):
+            if name.startswith("__"):
+                continue
+            value = getattr(space, name, None)
+            hit = targets.get(id(value))
+            if hit is not None and hit[0] is value and not (space is torch and name in _KEEP):
+                try:
+                    setattr(space, name, _guarded(*hit))
+                except (AttributeError, TypeError):
+                    pass
+    for cls, name in ((torch.Tensor, "backward"), (torch.Tensor, "requires_grad_"),
+                      (torch.nn.Module, "__call__")):
+        setattr(cls, name, _guarded(getattr(cls, name), f"{cls.__module__}.{cls.__name__}."
+                                    f"{name}".replace("torch._tensor.", "torch.")))
+    todo = [torch.optim.Optimizer]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "step" in vars(cls):
+            cls.step = _guarded(cls.step, f"torch.optim.{cls.__name__}.step")
+    _installed = True
+
+
+# torch's own names that tensor code calls through other paths and a task never needs refused
+_KEEP = frozenset({"is_grad_enabled", "no_grad", "inference_mode", "set_grad_enabled",
+                   "enable_grad"})

@@ -1,0 +1,344 @@
+"""The static half of the grader's purity rule: an AST scan of the code a submission brings for
+the APIs that would do a task for the student, however they are bound or reached.
+
+    findings = scan_source(text, "scratchnet/conv.py", owners)    # → [Finding, …]
+
+Forbidden (`FORBIDDEN`): torch.nn (torch.nn.functional's fold and unfold excepted, but in the
+tasks that write them, `FOLD_TASKS`), torch.autograd, torch.func, torch.optim, torch._C,
+torch.ops and their kin, functorch, and the names of the torch namespace that are the same object
+as a forbidden function (`torch.conv2d` is `torch.nn.functional.conv2d`). A name counts wherever
+it is reached: `import torch.nn.functional as F; F.conv2d`, `from torch.nn.functional import
+conv2d`, `G = torch.nn; G.functional`, `from torch import nn`.
+
+Indirect access (`INDIRECT`): what reaches a module or an object without naming it — importlib,
+`__import__`, eval/exec/compile, `getattr(torch, name)` with a computed or forbidden name,
+sys.modules, frames, closures and globals, gc, ctypes — and what reaches into the grader or the
+notebook kernel (pytest, the grader's runtime, IPython's shell, sys.excepthook, os._exit).
+
+A finding inside a task's function (or inside a function that one calls, in the same file)
+belongs to that task; one elsewhere (an import never used by a task, a helper file) flags the
+submission without taking a task's points.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim", "torch._C", "torch.ops",
+             "torch.library", "torch._refs", "torch._prims", "torch._decomp", "torch._dynamo",
+             "torch._functorch", "torch.vmap", "torch.enable_grad", "torch.set_grad_enabled",
+             "functorch")
+FOLD = ("torch.nn.functional.fold", "torch.nn.functional.unfold")
+FOLD_TASKS = frozenset({"T04.1", "T04.2"})
+INDIRECT_MODULES = ("importlib", "builtins", "gc", "ctypes", "inspect", "pytest", "_pytest",
+                    "pluggy", "IPython.core", "IPython.terminal", "ipykernel", "traitlets", "scratchnet_grade_runtime",
+                    "scratchnet_guard", "nbclient", "jupyter_client", "zmq", "subprocess",
+                    "multiprocessing", "signal", "pickle", "marshal")
+INDIRECT_CALLS = ("__import__", "eval", "exec", "compile", "globals", "get_ipython", "breakpoint")
+INDIRECT_ATTRIBUTES = ("__globals__", "__closure__", "__code__", "__builtins__", "__subclasses__",
+                       "f_back", "f_globals", "f_locals", "f_builtins", "tb_frame", "gi_frame",
+                       "cr_frame", "func_globals")
+# … and of a module (`sys.modules`, `torch.__dict__`), not of an object (`self.__dict__`)
+MODULE_ATTRIBUTES = ("__dict__", "modules", "excepthook", "_exit", "_getframe", "setprofile",
+                     "settrace", "meta_path", "path_hooks")
+# attribute names that `getattr(x, "name")` may not spell out
+FORBIDDEN_ATTRIBUTES = ("nn", "autograd", "func", "optim", "_C", "ops", "functional", "library",
+                        "vmap", "enable_grad", "set_grad_enabled", *INDIRECT_ATTRIBUTES,
+                        *MODULE_ATTRIBUTES)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One use: where (file and line, a notebook cell as 'notebooks/x.ipynb, cell 7'), what
+    (a dotted name such as 'torch.nn.functional.conv2d'), the kind ('forbidden API' or
+    'indirect access') and the task it belongs to (None: the submission's)."""
+    file: str
+    line: int
+    name: str
+    kind: str
+    task: str | None = None
+
+    def __str__(self) -> str:
+        owner = f" [{self.task}]" if self.task else ""
+        return f"{self.file}:{self.line}: {self.kind} {self.name}{owner}"
+
+
+def torch_aliases() -> frozenset[str]:
+    """The names of the torch namespace that are the same object as a forbidden function:
+    torch.conv2d is torch.nn.functional.conv2d (computed once, by identity)."""
+    import torch
+    import torch.nn.functional as F
+
+    banned = {id(getattr(F, n)) for n in dir(F)
+              if not n.startswith("__") and n not in ("fold", "unfold")
+              and callable(getattr(F, n)) and not isinstance(getattr(F, n), type)}
+    return frozenset(f"torch.{n}" for n in dir(torch)
+                     if not n.startswith("__") and id(getattr(torch, n, None)) in banned)
+
+
+def _under(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+class _Scanner(ast.NodeVisitor):
+    def __init__(self, file: str, aliases: frozenset[str], allow_fold: bool) -> None:
+        self.file, self.aliases, self.allow_fold = file, aliases, allow_fold
+        self.bound: dict[str, str] = {}           # a local name → the dotted path it stands for
+        self.found: list[tuple[int, str, str]] = []
+
+    # -- what a name or attribute chain stands for --------------------------------------------
+    def dotted(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.bound.get(node.id, node.id if node.id in ("torch", "functorch", "sys", "os")
+                                  else None)
+        if isinstance(node, ast.Attribute):
+            base = self.dotted(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def forbidden(self, name: str) -> bool:
+        if not self.allow_fold and _under(name, FOLD):
+            return True
+        if _under(name, FOLD) or name in ("torch.nn.functional",):
+            return False
+        return _under(name, FORBIDDEN) or name in self.aliases
+
+    def report(self, node: ast.AST, name: str, kind: str) -> None:
+        self.found.append((getattr(node, "lineno", 0), name, kind))
+
+    # -- bindings ----------------------------------------------------------------------------
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.imported(node, alias.name)
+            if alias.asname:
+                self.bound[alias.asname] = alias.name
+            else:
+                top = alias.name.split(".")[0]
+                self.bound[top] = top
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = node.module or ""
+        if node.level:                                    # a relative import of the package
+            return
+        for alias in node.names:
+            full = f"{module}.{alias.name}"
+            self.imported(node, module if alias.name == "*" else full)
+            self.bound[alias.asname or alias.name] = full
+
+    def imported(self, node: ast.AST, name: str) -> None:
+        if self.forbidden(name) or (name.startswith("torch.nn.functional")
+                                    and not self.allow_fold and name.endswith("*")):
+            self.report(node, name, "forbidden API")
+        elif _under(name, INDIRECT_MODULES) or name in ("sys.modules", "os._exit"):
+            self.report(node, name, "indirect access")
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.generic_visit(node)
+        target = self.dotted(node.value)
+        if target is not None:
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    self.bound[t.id] = target
+
+    # -- uses --------------------------------------------------------------------------------
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        name = self.dotted(node)
+        if name is not None and self.forbidden(name):
+            self.report(node, name, "forbidden API")
+            return
+        base = self.dotted(node.value)
+        if node.attr in INDIRECT_ATTRIBUTES or (node.attr in MODULE_ATTRIBUTES and base):
+            self.report(node, f"{base or '…'}.{node.attr}", "indirect access")
+            return
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        name = self.bound.get(node.id)
+        if name is not None and isinstance(node.ctx, ast.Load):
+            if self.forbidden(name):
+                self.report(node, name, "forbidden API")
+            elif _under(name, INDIRECT_MODULES):
+                self.report(node, name, "indirect access")
+        elif node.id in ("__builtins__",):
+            self.report(node, node.id, "indirect access")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in INDIRECT_CALLS and func.id not in self.bound:
+            self.report(node, f"{func.id}()", "indirect access")
+        if isinstance(func, ast.Name) and func.id == "vars" and node.args \
+                and self.dotted(node.args[0]) is not None:
+            self.report(node, f"vars({self.dotted(node.args[0])})", "indirect access")
+        if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr") \
+                and func.id not in self.bound and node.args:
+            self.attribute_by_string(node, func.id)
+        self.generic_visit(node)
+
+    def attribute_by_string(self, node: ast.Call, how: str) -> None:
+        target = self.dotted(node.args[0])
+        key = node.args[1] if len(node.args) > 1 else None
+        constant = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) \
+            else None
+        if constant is None:
+            if target is not None and (target == "torch" or target.startswith("torch.")):
+                self.report(node, f"{how}({target}, …)", "indirect access")
+            return
+        if constant in FORBIDDEN_ATTRIBUTES or constant in INDIRECT_ATTRIBUTES \
+                or (target is not None and self.forbidden(f"{target}.{constant}")):
+            self.report(node, f"{how}({target or '…'}, {constant!r})", "indirect access")
+
+
+def _function_spans(tree: ast.Module) -> dict[str, tuple[int, int, set[str]]]:
+    """qualname → (first line, last line, the names it refers to) for every function."""
+    spans: dict[str, tuple[int, int, set[str]]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                if not isinstance(child, ast.ClassDef):
+                    refs = {n.id for n in ast.walk(child) if isinstance(n, ast.Name)}
+                    refs |= {n.attr for n in ast.walk(child) if isinstance(n, ast.Attribute)}
+                    spans[name] = (child.lineno, child.end_lineno or child.lineno, refs)
+                visit(child, name + ".")
+
+    visit(tree, "")
+    return spans
+
+
+def _owners(tree: ast.Module, tasks: Mapping[str, str]) -> dict[int, set[str]]:
+    """line → the tasks that run it: a task's function (qualname in `tasks`) runs its own lines
+    and, transitively, those of the functions of this file it refers to by name."""
+    spans = _function_spans(tree)
+    short = {}
+    for qualname in spans:
+        short.setdefault(qualname.rsplit(".", 1)[-1], set()).add(qualname)
+    lines: dict[int, set[str]] = {}
+    for qualname, task_id in tasks.items():
+        if qualname not in spans:
+            continue
+        reached, todo = {qualname}, [qualname]
+        while todo:
+            for ref in spans[todo.pop()][2]:
+                for other in short.get(ref, ()):
+                    if other not in reached:
+                        reached.add(other)
+                        todo.append(other)
+        for name in reached:
+            first, last, _ = spans[name]
+            for line in range(first, last + 1):
+                lines.setdefault(line, set()).add(task_id)
+    return lines
+
+
+def scan_source(text: str, file: str, tasks: Mapping[str, str] | None = None, *,
+                task: str | None = None, aliases: frozenset[str] | None = None) -> list[Finding]:
+    """The findings in Python source `text` (named `file` in them). `tasks`: qualname → task id
+    of the task functions it holds (a package file); `task`: the task all of it belongs to (a
+    notebook solution cell). Source that does not parse gives no finding (it fails its tests)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    aliases = torch_aliases() if aliases is None else aliases
+    tasks = dict(tasks or {})
+    fold_ok = not (set(tasks.values()) | {task}) & FOLD_TASKS
+    scanner = _Scanner(file, aliases, allow_fold=fold_ok)
+    scanner.visit(tree)
+    owners = _owners(tree, tasks) if tasks else {}
+    findings = []
+    for line, name, kind in scanner.found:
+        charged = sorted(owners.get(line, ())) or [task]
+        findings.extend(Finding(file, line, name, kind, t) for t in charged)
+    return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
+
+
+def _python(source: str) -> str:
+    """A notebook cell's source as Python: IPython's magics and shell lines blanked, so that line
+    numbers stay the cell's."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def _defined(tree: ast.AST) -> set[str]:
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+             and isinstance(n.ctx, (ast.Store, ast.Del))}
+    names |= {n.name for n in ast.walk(tree)
+              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    names |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
+              for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, n.vararg, n.kwarg] if a}
+    return names
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A notebook code cell as the scan sees it: `label` names it in findings; `kind` is
+    "graded" (the grader's own cell: it defines names, nothing in it is reported), "lesson" (the
+    instructor's cell, unchanged: it binds names, nothing in it is reported), "student" (a cell
+    the student wrote or changed: indirect access is reported) or "solution" (an exercise's
+    cell: everything is reported, and belongs to `task`, but on the lines in `scaffold`, the
+    instructor's own lines around the solution region)."""
+    label: str
+    source: str
+    kind: str
+    task: str | None = None
+    scaffold: frozenset[str] = frozenset()
+
+
+def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> list[Finding]:
+    """The findings in a notebook's code cells, given in order: one namespace, as in the kernel,
+    so a cell may import what a later cell uses. A student's cell that reads a name which only a
+    graded cell further down defines reaches the grader's reference (say, an exercise whose
+    function calls the test cell's reference function): an indirect access."""
+    aliases = torch_aliases() if aliases is None else aliases
+    parsed = []
+    for cell in cells:
+        try:
+            parsed.append((cell, ast.parse(_python(cell.source))))
+        except (SyntaxError, ValueError):
+            continue
+    ungraded = set().union(*(_defined(t) for c, t in parsed if c.kind != "graded")) \
+        if parsed else set()
+    scanner = _Scanner("", aliases, allow_fold=True)
+    findings: list[Finding] = []
+    for k, (cell, tree) in enumerate(parsed):
+        later = set().union(*(graded_names([c.source]) for c, _ in parsed[k + 1:]
+                              if c.kind == "graded")) - ungraded
+        scanner.found = []
+        scanner.allow_fold = cell.task not in FOLD_TASKS
+        scanner.visit(tree)
+        if cell.kind not in ("student", "solution"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in later:
+                scanner.report(node, node.id, "reference of a graded cell")
+        lines = cell.source.splitlines()
+        for line, name, kind in scanner.found:
+            text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+            if text in cell.scaffold:
+                continue
+            if cell.kind == "student" and kind == "forbidden API":
+                continue
+            findings.append(Finding(cell.label, line, name, kind,
+                                    cell.task if cell.kind == "solution" else None))
+    return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
+
+
+def graded_names(sources: Iterable[str]) -> set[str]:
+    """The names that graded cells define at their top level (functions, classes, variables)."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(_python(source))
+        except (SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
