@@ -243,15 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
                 "instructor's tests/tasks/ and notebooks (graded cells with their hidden tests) "
                 "of the checkout scratchnet runs from. Only the submission's scratchnet/ and "
                 "notebooks/*.ipynb are used: each is copied into a temporary folder and run "
-                "there, in subprocesses with time limits. Prints points per task and "
-                "submission; written answers are graded by hand (\"manual\").",
+                "there, in a sandbox, in subprocesses with time limits. Prints points per task "
+                "and submission; written answers are graded by hand (\"manual\"). A task "
+                "whose code uses a forbidden API or reaches around the grader scores 0 and the "
+                "submission is FLAGGED.",
                 "examples:\n  python -m scratchnet grade submissions/*\n"
-                "  python -m scratchnet grade alice bob --csv grades.csv --verbose\n"
+                "  python -m scratchnet grade submissions/* --csv grades.csv --feedback feedback\n"
+                "  python -m scratchnet grade submissions/* --csv grades.csv --resume\n"
+                "  python -m scratchnet grade submissions/* --similarity similarity.html\n"
                 "  python -m scratchnet grade alice --tasks T01,T04.4 --timeout 10")
     p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                    help="a student's hand-out folder (with scratchnet/ and notebooks/)")
     p.add_argument("--csv", type=Path, default=None, metavar="FILE",
-                   help="also write one row per submission: submission, each task, total, max")
+                   help="also write one row per submission (submission, each task, total, max, "
+                        "flags), each as soon as it is graded")
+    p.add_argument("--feedback", type=Path, default=None, metavar="DIR",
+                   help="also write DIR/<submission>.md for each submission: its points per "
+                        "task, every failing check's full message and its flags")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the submissions already in the --csv file (an interrupted run's)")
+    p.add_argument("--similarity", type=Path, default=None, metavar="FILE.html",
+                   help="also compare the submissions' task code pairwise (copydetect; the "
+                        "hand-out's code as boilerplate) and write the most similar pairs, "
+                        "their matching code side by side, to FILE.html")
     p.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"time limit of one test (default {DEFAULT_TIMEOUT:g}); a notebook cell "
                         "gets 4 times as much, a notebook and a test run 20 times")
@@ -742,28 +756,73 @@ def run_grade(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .coursework.grade import format_table, grade, write_csv
+    from .coursework.feedback import ClassReport
+    from .coursework.grade import (
+        check_submission,
+        format_table,
+        grade,
+        parse_tasks,
+        submission_names,
+    )
+
+    if args.resume and args.csv is None:
+        raise ValueError("--resume needs --csv FILE: the table of the run to go on from")
+    tasks = parse_tasks(args.tasks)
+    paths = [check_submission(s) for s in args.submissions]
+    if args.similarity is not None:
+        _similarity(paths, args)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
+    report = ClassReport(tasks, args.csv, args.feedback, resume=args.resume)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:        # Ctrl-C or SIGTERM: the grader kills its processes and removes its folders
-        results = grade(args.submissions, tasks=args.tasks, timeout=args.timeout,
-                        jobs=args.jobs, source=args.source, keep=args.keep,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+        with report:
+            skip = report.done()
+            if skip:
+                print(f"--resume: {len(skip)} submission(s) already in {args.csv}, not graded "
+                      "again", file=sys.stderr)
+            todo = [p for p, n in zip(paths, submission_names(paths)) if n not in skip]
+            results = grade(todo, tasks=args.tasks, timeout=args.timeout, jobs=args.jobs,
+                            source=args.source, keep=args.keep, on_result=report.add,
+                            log=lambda line: print(line, file=sys.stderr, flush=True)) \
+                if todo else []
     except KeyboardInterrupt:
-        print("\ninterrupted: grading stopped, its processes and temporary folders removed",
+        kept = f"; the {report.added} graded are in {args.csv}" if args.csv and report.added \
+            else ""
+        print(f"\ninterrupted: grading stopped, its processes and temporary folders removed{kept}",
               file=sys.stderr)
         return 130
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    print(format_table(results, verbose=args.verbose))
+    if results:
+        print(format_table(results, verbose=args.verbose))
     for r in results:
         if args.keep and r.workspace is not None:
             print(f"kept the temporary folder of {r.name}: {r.workspace}", file=sys.stderr)
     if args.csv is not None:
-        print(f"wrote {write_csv(results, args.csv)}")
+        print(f"wrote {args.csv}")
+    if args.feedback is not None:
+        print(f"wrote {len(results)} feedback file(s) to {args.feedback}")
     return 0
+
+
+def _similarity(paths: list[Path], args: argparse.Namespace) -> None:
+    """--similarity: the report, and the most similar pairs of submissions on the terminal."""
+    import tempfile
+
+    from .coursework.grade import instructor_root, submission_names
+    from .coursework.handout import write_handout
+    from .coursework.similarity import by_submissions, similarity_report
+
+    with tempfile.TemporaryDirectory(prefix="scratchnet-similarity-") as tmp:
+        handout = write_handout(Path(tmp) / "handout", source=instructor_root(args.source))
+        pairs = similarity_report(paths, submission_names(paths), args.similarity, handout)
+    groups = by_submissions(pairs)
+    print(f"wrote {args.similarity}: {len(pairs)} task(s) share over half their code"
+          + (", by pair of submissions:" if groups else ""))
+    for first, second, n, share in groups[:10]:
+        print(f"  {first} ~ {second}: {n} task(s), {share:.0%} shared on average")

@@ -73,8 +73,16 @@ def _image(path: Path, h: int, w: int, seed: int) -> None:
     Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
 
 
+@pytest.fixture(scope="module")
+def handout_alice(tmp_path_factory):
+    """A student's copy of the hand-out, for the grader's commands."""
+    from scratchnet.coursework.handout import write_handout
+
+    return write_handout(tmp_path_factory.mktemp("class") / "alice")
+
+
 @pytest.fixture
-def user_folder(tmp_path, tiny_data, monkeypatch):
+def user_folder(tmp_path, tiny_data, handout_alice, monkeypatch):
     """A working folder with what the README assumes a user has; HOME and the data set set."""
     home = tmp_path / "home"
     for folder in ("photos", "Pictures"):
@@ -82,7 +90,8 @@ def user_folder(tmp_path, tiny_data, monkeypatch):
         for i in range(3):
             _image(home / folder / f"{i}.jpg", 48, 64, i)
     work = tmp_path / "work"
-    (work / "submissions" / "alice").mkdir(parents=True)
+    (work / "submissions").mkdir(parents=True)
+    (work / "submissions" / "alice").symlink_to(handout_alice, target_is_directory=True)
     _image(work / "noisy.png", 24, 36, 7)
     _image(work / "photo.jpg", 24, 36, 8)
     monkeypatch.chdir(work)

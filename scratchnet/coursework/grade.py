@@ -61,8 +61,10 @@ from pathlib import Path
 
 from ..files import atomic_write
 from . import grade_runtime
+from .feedback import columns, csv_row
 from .handout import cell_task, default_source, write_handout
 from .regions import MarkerError, without_fast_paths
+from .sandbox import Sandbox
 from .scan import Cell, Finding, scan_cells, scan_source, torch_aliases
 from .tasks import NOTEBOOKS, TASKS, Task
 
@@ -455,6 +457,7 @@ class _Workspace:
         self.error: str | None = None
         self.problems: list[str] = []     # the submission's files not used, and why
         self.findings: list[Finding] = []  # what the scan found in them
+        self.group: str | None = None      # the cgroup that caps its processes
         self.broken: BaseException | None = None
 
     def acquire(self) -> Path:
@@ -466,6 +469,7 @@ class _Workspace:
                     raise KeyboardInterrupt
                 self.dir = Path(tempfile.mkdtemp(prefix="scratchnet-grade-")).resolve()
                 self.grader.temp_dirs.add(self.dir)
+                self.group = self.grader.sandbox.group(self.dir.name)
                 try:
                     self._fill(self.dir)
                 except Exception as e:
@@ -477,6 +481,8 @@ class _Workspace:
         """One unit of work is over; after the last (→ True), the folder is removed."""
         with self.lock:
             self.units -= 1
+            if self.units == 0:
+                self.grader.sandbox.release(self.group)
             if self.units == 0 and self.dir is not None and not self.grader.keep:
                 shutil.rmtree(self.dir, ignore_errors=True)
                 self.grader.temp_dirs.discard(self.dir)
@@ -497,10 +503,12 @@ class _Workspace:
             if target.suffix == ".py":
                 drop_fast_paths(target)
         self.findings = g.scan(tmp, taken)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
-        shutil.copytree(g.root / "tests" / "tasks", tmp / "tests" / "tasks", ignore=ignore)
+        shutil.copytree(g.material / "tasks", tmp / "tests" / "tasks")
         (tmp / ".grader").mkdir()
-        shutil.copyfile(Path(grade_runtime.__file__), tmp / ".grader" / f"{RUNTIME_MODULE}.py")
+        shutil.copyfile(g.material / f"{RUNTIME_MODULE}.py",
+                        tmp / ".grader" / f"{RUNTIME_MODULE}.py")
+        for folder in ("home", "tmp"):
+            (tmp / ".grader" / folder).mkdir()
         # the markers: tests/tasks/conftest.py registers them
         (tmp / "pytest.ini").write_text(
             "[pytest]\n"
@@ -516,6 +524,10 @@ class _Workspace:
         assert self.dir is not None
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
+        private = self.dir / ".grader"
+        env.update(HOME=str(private / "home"), XDG_CACHE_HOME=str(private / "home"),
+                   MPLCONFIGDIR=str(private / "home"),
+                   TMPDIR="/tmp" if self.grader.sandbox.bwrap else str(private / "tmp"))
         env.update(PYTHONPATH=os.pathsep.join([str(self.dir), str(self.dir / ".grader")]),
                    PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="",
                    MPLBACKEND="Agg", OMP_NUM_THREADS=str(self.grader.threads),
@@ -545,7 +557,8 @@ class _Submission:
 class _Grader:
     def __init__(self, root: Path, tasks: list[Task], timeout: float, cell_timeout: float,
                  notebook_timeout: float, jobs: int, keep: bool,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], sandbox: Sandbox | None = None,
+                 on_result: Callable[[SubmissionResult], None] | None = None) -> None:
         self.root, self.tasks, self.timeout = root, tasks, timeout
         self.cell_timeout, self.notebook_timeout = cell_timeout, notebook_timeout
         self.jobs, self.keep, self.log = jobs, keep, log
@@ -561,7 +574,11 @@ class _Grader:
         self._check_material()
         self.data_dir: Path | None = None
         self.reference: Path = Path()
-        self.kernels: Path = Path()
+        self.runs: Path = Path()           # the runners' files, out of the sandbox's reach
+        self.material: Path = Path()       # a private copy of the instructor's tests
+        self.sandbox = sandbox or Sandbox()
+        self.on_result = on_result
+        self.result_lock = threading.Lock()
         self.aliases = torch_aliases()
 
     def _check_material(self) -> None:
@@ -679,14 +696,16 @@ class _Grader:
         base = Path(tempfile.mkdtemp(prefix="scratchnet-grade-ref-")).resolve()
         self.temp_dirs.add(base)
         self.reference = write_handout(base / "student", source=self.root)
-        # the notebooks' kernel: this Python, whatever "python3" means to Jupyter here
-        self.kernels = base / "jupyter"
-        kernel_json = self.kernels / "kernels" / KERNEL_NAME / "kernel.json"
-        kernel_json.parent.mkdir(parents=True)
-        kernel_json.write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python (scratchnet grader)", "language": "python",
-            "metadata": {"debugger": False}}, indent=1))
+        # what grades: copied once, before any submission runs, where none can write
+        self.material = base / "material"
+        shutil.copytree(self.root / "tests" / "tasks", self.material / "tasks",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"))
+        shutil.copyfile(Path(grade_runtime.__file__), self.material / f"{RUNTIME_MODULE}.py")
+        self.runs = base / "runs"
+        self.runs.mkdir()
+        warning = self.sandbox.warning()
+        if warning:
+            self.log(warning)
         if any(spec.needs_data for spec in self.specs.values()):
             from ..data import ensure_data
 
@@ -703,11 +722,13 @@ class _Grader:
     def _pytest(self, ws: _Workspace, tmp: Path, args: list[str], limit: float, n: int) -> dict:
         results = tmp / ".grader" / f"pytest-{n}.jsonl"
         log = tmp / ".grader" / f"pytest-{n}.log"
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   "-p", RUNTIME_MODULE, *self.plugins, "--continue-on-collection-errors", *args]
         code, timed_out = self.procs.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "-p", RUNTIME_MODULE, *self.plugins, "--continue-on-collection-errors", *args],
-            cwd=tmp, env={**ws.env(results), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-            limit=limit, log=log)
+            self.sandbox.launcher(command, [tmp], cpu_seconds=2 * self.threads * limit,
+                                  group=ws.group),
+            cwd=tmp, env={**ws.env(results), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, limit=limit,
+            log=log)
         run = {"collected": None, "reports": {}, "collect_errors": [], "finished": False,
                "started": [], "origin": None, "code": code, "timed_out": timed_out,
                "log": _log_tail(log, 3)}
@@ -854,22 +875,35 @@ class _Grader:
             outcome[gid] = (False, f"cell {gid} is missing from the notebook")
         if not wanted & present:
             return
-        results = tmp / ".grader" / f"nb-{spec.number}.jsonl"
-        job = tmp / ".grader" / f"nb-{spec.number}.json"
-        log = tmp / ".grader" / f"nb-{spec.number}.log"
+        # the runner is the grader's: its job, records and log are where the kernel cannot write
+        run = Path(tempfile.mkdtemp(prefix=f"nb{spec.number}-", dir=self.runs))
+        results, job, log = run / "results.jsonl", run / "job.json", run / "runner.log"
+        # the kernel's sockets: a short path (a socket's is at most 107 bytes long)
+        ipc = Path(tempfile.mkdtemp(prefix="snk-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        kernel_json = run / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+        kernel_json.parent.mkdir(parents=True)
+        budget = self.notebook_timeout + 90
+        kernel_json.write_text(json.dumps({
+            "argv": self.sandbox.launcher(
+                [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                [tmp, ipc], cpu_seconds=2 * self.threads * budget, group=ws.group),
+            "display_name": "Python (scratchnet grader)", "language": "python",
+            "metadata": {"debugger": False}}, indent=1))
         job.write_text(json.dumps({
             "notebook": str(path), "graded": sorted(wanted & present), "results": str(results),
             "cell_timeout": self.cell_timeout, "budget": self.notebook_timeout,
-            "root": str(tmp), "env": ws.env(), "kernel": KERNEL_NAME}))
+            "root": str(tmp), "env": ws.env(), "kernel": KERNEL_NAME, "ipc": str(ipc)}))
         runner_env = dict(os.environ)
         runner_env.pop("PYTHONPATH", None)
-        runner_env["JUPYTER_PATH"] = os.pathsep.join(
-            filter(None, [str(self.kernels), os.environ.get("JUPYTER_PATH")]))
-        runner_env["TMPDIR"] = str(tmp / ".grader")    # the kernel's connection file: ours
-        _, timed_out = self.procs.run(
-            [sys.executable, str(tmp / ".grader" / f"{RUNTIME_MODULE}.py"), str(job)],
-            cwd=tmp / ".grader", env=runner_env, limit=self.notebook_timeout + 90, log=log,
-            term_first=True)
+        runner_env["JUPYTER_PATH"] = str(run / "jupyter")
+        runner_env["JUPYTER_RUNTIME_DIR"] = str(ipc)     # the kernel's connection file
+        runner_env["TMPDIR"] = str(run)
+        try:
+            _, timed_out = self.procs.run(
+                [sys.executable, str(self.material / f"{RUNTIME_MODULE}.py"), str(job)],
+                cwd=run, env=runner_env, limit=budget, log=log, term_first=True)
+        finally:
+            shutil.rmtree(ipc, ignore_errors=True)
         records = _records(results)
         ended = "not run: the notebook's run stopped"
         stopped_by = ""            # the runner's error, if one stopped it
@@ -961,7 +995,10 @@ class _Grader:
         result.workspace = ws.dir
         result.seconds = round(time.monotonic() - sub.started, 1) if sub.started else 0.0
         self.log(f"graded {result.name}: {result.total:g}/{result.max:g} "
-                 f"({result.seconds:.0f} s)")
+                 f"({result.seconds:.0f} s)" + (" FLAGGED" if result.flags else ""))
+        if self.on_result is not None:
+            with self.result_lock:
+                self.on_result(result)
 
     def run(self, submissions: list[Path], names: list[str]) -> list[SubmissionResult]:
         # per submission, the longest first: notebooks that train, the tests, the other notebooks
@@ -1047,7 +1084,9 @@ def merge_notebook(nb: dict, spec: NotebookSpec) -> set[str]:
     return present
 
 
-def _names(paths: list[Path]) -> list[str]:
+def submission_names(paths: Sequence[Path]) -> list[str]:
+    """The names of submissions in tables and files: their folders' names, or their paths
+    when two folders share a name."""
     names = [p.name or str(p) for p in paths]
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
@@ -1068,14 +1107,16 @@ def grade(submissions: Sequence[str | os.PathLike], *, tasks: str | Iterable[str
           timeout: float = DEFAULT_TIMEOUT, cell_timeout: float | None = None,
           notebook_timeout: float | None = None, jobs: int = DEFAULT_JOBS,
           source: str | os.PathLike | None = None, keep: bool = False,
-          log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
+          log: Callable[[str], None] | None = None, sandbox: Sandbox | None = None,
+          on_result: Callable[[SubmissionResult], None] | None = None) -> list[SubmissionResult]:
     """Grade each submission (a student's copy of the hand-out folder); → one result each, in
     order. `tasks`: ids ('T04.4') or notebooks ('T04'), default all; `timeout`: seconds per test
     (a cell gets `cell_timeout`, default 4×, a notebook `notebook_timeout`, default 20×);
     `jobs`: processes at a time (a submission's pytest run and notebooks run side by side);
     `source`: the instructor's checkout (default: the one this package runs from); `keep`: leave
     the temporary folders (each result's `workspace`, for debugging); `log`: called with a line
-    per graded submission. Raises InstructorError when the checkout cannot grade the tasks."""
+    per graded submission; `on_result`: called with each result as soon as it is complete (one
+    at a time). Raises InstructorError when the checkout cannot grade the tasks."""
     if timeout <= 0 or jobs < 1:
         raise ValueError(f"the time limit must be > 0 s (not {timeout:g}) and jobs >= 1 "
                          f"(not {jobs})")
@@ -1087,10 +1128,10 @@ def grade(submissions: Sequence[str | os.PathLike], *, tasks: str | Iterable[str
     grader = _Grader(root, chosen, float(timeout),
                      float(cell_timeout if cell_timeout is not None else 4 * timeout),
                      float(notebook_timeout if notebook_timeout is not None else 20 * timeout),
-                     int(jobs), keep, log or (lambda line: None))
+                     int(jobs), keep, log or (lambda line: None), sandbox, on_result)
     try:
         grader.prepare()
-        return grader.run(paths, _names(paths))
+        return grader.run(paths, submission_names(paths))
     finally:
         grader.cleanup()
 
@@ -1144,7 +1185,7 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
             for s in lost:
                 out.append(f"  {s.task.id} {s.points:g}/{s.task.points:g} {s.task.title}")
                 for reason in s.reasons[:6]:
-                    out.append(f"    {reason}")
+                    out.append(f"    {reason.splitlines()[0] if reason else ''}")
                 if len(s.reasons) > 6:
                     out.append(f"    … and {len(s.reasons) - 6} more")
     return "\n".join(out)
@@ -1158,10 +1199,7 @@ def write_csv(results: Sequence[SubmissionResult], path: str | os.PathLike) -> P
 
     def write(f) -> None:
         w = csv.writer(f)
-        w.writerow(["submission", *(t.id for t in tasks), "total", "max", "flags"])
-        for r in results:
-            w.writerow([r.name, *("" if r.scores[t.id].points is None
-                                  else f"{r.scores[t.id].points:g}" for t in tasks),
-                        f"{r.total:g}", f"{r.max:g}", "; ".join(map(str, r.flags))])
+        w.writerow(columns(tasks))
+        w.writerows(csv_row(r, tasks) for r in results)
 
     return atomic_write(path, write, text=True)

@@ -28,6 +28,7 @@ RESULTS_ENV = "SCRATCHNET_GRADE_RESULTS"
 ROOT_ENV = "SCRATCHNET_GRADE_ROOT"
 TIMEOUT_ENV = "SCRATCHNET_GRADE_TIMEOUT"
 WRONG_PACKAGE_EXIT = 4
+KERNELS = 4                # a notebook's kernels: the first, and one after each death
 
 
 def _write(path: str | os.PathLike | None, record: dict) -> None:
@@ -36,6 +37,12 @@ def _write(path: str | os.PathLike | None, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
+
+
+def full(text: str, limit: int = 3000) -> str:
+    """A message whole (its first `limit` characters), for the student's feedback."""
+    text = str(text).strip()
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def first_line(text: str) -> str:
@@ -53,6 +60,23 @@ def _inside(file: str | None, root: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def install_guard() -> None:
+    """The purity guard (scratchnet/coursework/guard.py of the folder being graded, loaded by
+    its path), before the student's package is imported: in a kernel, the package's functions
+    that would do a task (bound at import or not) raise when the student's package calls them."""
+    import importlib.util
+
+    root = os.environ.get(ROOT_ENV)
+    if not root or "scratchnet_guard" in sys.modules:
+        return
+    path = Path(root) / "scratchnet" / "coursework" / "guard.py"
+    spec = importlib.util.spec_from_file_location("scratchnet_guard", path)
+    guard = importlib.util.module_from_spec(spec)
+    sys.modules["scratchnet_guard"] = guard
+    spec.loader.exec_module(guard)
+    guard.install()
 
 
 def check_origin(root: str | None) -> tuple[str | None, str | None]:
@@ -111,7 +135,7 @@ def _message(report) -> str:
         return first_line(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
-        message = first_line(crash.message)
+        message = full(crash.message)
         return message.split(".GradeTimeout: ", 1)[-1]
     return first_line(str(longrepr).strip().splitlines()[-1] if str(longrepr).strip() else "")
 
@@ -184,6 +208,7 @@ import sys as _sys_graded
 print("SCRATCHNET_EXECUTABLE=" + _sys_graded.executable)
 import scratchnet_grade_runtime as _runtime_graded
 _runtime_graded.confine_package()
+_runtime_graded.install_guard()
 import scratchnet as _scratchnet_graded
 print("SCRATCHNET_ORIGIN=" + str(_scratchnet_graded.__file__))
 del _scratchnet_graded, _sys_graded, _runtime_graded
@@ -196,10 +221,10 @@ def _error_of(cell, reply: dict | None) -> str | None:
         return reply["content"]["evalue"]
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
-            return first_line(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}")
+            return full(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}")
     if reply is not None and reply.get("content", {}).get("status") == "error":
         content = reply["content"]
-        return first_line(f"{content.get('ename', 'Error')}: {content.get('evalue', '')}")
+        return full(f"{content.get('ename', 'Error')}: {content.get('evalue', '')}")
     return None
 
 
@@ -249,8 +274,16 @@ def _run_notebook(job: dict, out: str) -> None:
     def on_cell_executed(cell, cell_index, execute_reply):
         replies[cell_index] = execute_reply
 
+    from jupyter_client.manager import AsyncKernelManager
+
+    # the kernel may run in a sandbox without a network: its sockets are files in job["ipc"]
+    def kernel_manager(n: int) -> AsyncKernelManager:
+        return AsyncKernelManager(kernel_name=job["kernel"], transport="ipc",
+                                  ip=str(Path(job["ipc"]) / f"k{n}"),
+                                  connection_file=str(Path(job["ipc"]) / f"k{n}.json"))
+
     client = NotebookClient(
-        nb, timeout=int(max(1, cell_timeout)), kernel_name=job["kernel"],
+        nb, km=kernel_manager(0), timeout=int(max(1, cell_timeout)), kernel_name=job["kernel"],
         allow_errors=True, interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeout",
                           "evalue": f"the cell ran over {cell_timeout:g} s and was interrupted",
@@ -270,29 +303,41 @@ def _run_notebook(job: dict, out: str) -> None:
 
     signal.signal(signal.SIGTERM, stop)
 
-    async def main() -> None:
-        client.reset_execution_trackers()
+    recorded: set[str] = set()        # graded cells with a record, in any kernel
+    killers: set[int] = set()         # cells whose run killed a kernel: not run again
+
+    async def one_kernel(n: int) -> int | None:
+        """Run the notebook's cells in a fresh kernel (the n-th), but those that killed one,
+        recording each graded cell once; → the index of the cell it died in, or None."""
+        first = n == 0
+        if not first:
+            client.km, client.kc = kernel_manager(n), None
         async with client.async_setup_kernel(env=job["env"]):
             # nbclient's own SIGTERM handler (a graceful shutdown, after which this runner would
             # go on) is replaced by `stop`, run by the event loop as soon as the signal comes
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM,
                                                           None)
-            _write(out, {"event": "started"})
+            _write(out, {"event": "started" if first else "restarted"})
             for index, cell in enumerate(nb.cells):
                 grade_id = (cell.get("metadata", {}).get("nbgrader", {}) or {}).get("grade_id")
                 if time.monotonic() > deadline:
                     _write(out, {"event": "budget", "index": index})
-                    return
-                if cell.get("cell_type") != "code":
+                    return None
+                if cell.get("cell_type") != "code" or index in killers:
                     continue
                 left = deadline - time.monotonic()
                 client.timeout = int(max(1, min(cell_timeout, left + 1)))
+                cell.outputs = []
                 try:
                     await client.async_execute_cell(cell, index,
                                                     execution_count=client.code_cells_executed + 1)
                 except DeadKernelError:
                     _write(out, {"event": "dead", "index": index, "grade_id": grade_id})
-                    return
+                    if grade_id in graded and grade_id not in recorded:
+                        recorded.add(grade_id)
+                        _write(out, {"event": "cell", "grade_id": grade_id, "stderr": False,
+                                     "error": "the kernel died while this cell ran"})
+                    return index
                 error = _error_of(cell, replies.get(index))
                 if index == 0:
                     text = "".join(o.get("text", "") for o in cell.outputs
@@ -304,13 +349,27 @@ def _run_notebook(job: dict, out: str) -> None:
                         record["error"] = (f"`import scratchnet` found {file}, not the "
                                            f"submission's package in {job['root']}")
                         _write(out, record)
-                        return           # a package from elsewhere: grade nothing
-                    _write(out, record)
-                elif grade_id in graded:
+                        return None      # a package from elsewhere: grade nothing
+                    if first:
+                        _write(out, record)
+                elif grade_id in graded and grade_id not in recorded:
+                    recorded.add(grade_id)
                     stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
                                  for o in cell.outputs)
                     _write(out, {"event": "cell", "grade_id": grade_id, "error": error,
                                  "stderr": stderr})
+        return None
+
+    async def main() -> None:
+        """A kernel that dies is replaced (up to KERNELS in all): the new one runs the notebook
+        again without the cell that killed the last, and grading goes on at the next graded
+        cell not yet recorded."""
+        client.reset_execution_trackers()
+        for attempt in range(KERNELS):
+            died_in = await one_kernel(attempt)
+            if died_in is None or died_in == 0:
+                return
+            killers.add(died_in)
 
     asyncio.run(main())
 

@@ -146,6 +146,7 @@ def install() -> None:
                 targets.setdefault(id(value), (value, f"{prefix}.{name}", False))
     namespaces = [torch, F, torch.autograd, torch.autograd.functional, torch.func,
                   torch._C._nn, torch._C._VariableFunctions]
+    wrappers: dict[int, Callable] = {}     # one wrapper per function: torch.conv2d stays F.conv2d
     for space in namespaces:
         for name in dir(space):
             if name.startswith("__"):
@@ -153,8 +154,9 @@ def install() -> None:
             value = getattr(space, name, None)
             hit = targets.get(id(value))
             if hit is not None and hit[0] is value and not (space is torch and name in _KEEP):
+                wrapper = wrappers.setdefault(id(value), _guarded(*hit))
                 try:
-                    setattr(space, name, _guarded(*hit))
+                    setattr(space, name, wrapper)
                 except (AttributeError, TypeError):
                     pass
     for cls, name in ((torch.Tensor, "backward"), (torch.Tensor, "requires_grad_"),

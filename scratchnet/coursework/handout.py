@@ -40,10 +40,11 @@ from .tasks import NOTEBOOKS, TASKS, Task
 MARKER_FILE = ".scratchnet-handout"
 TOP_FILES = ("pyproject.toml", "environment.yml", ".gitignore")
 # what only the instructor uses: nbval's settings; nbgrader (its JupyterLab extension would
-# greet students with "No nbgrader_config.py file found"); playwright (the browser tests) and
-# django-static-mathjax (the offline site, `make site`)
+# greet students with "No nbgrader_config.py file found"); playwright (the browser tests),
+# django-static-mathjax (the offline site, `make site`) and copydetect (the grader's similarity
+# report)
 INSTRUCTOR_FILES = {"sanitize.cfg"}
-INSTRUCTOR_REQUIREMENTS = {"nbgrader", "playwright", "django-static-mathjax"}
+INSTRUCTOR_REQUIREMENTS = {"nbgrader", "playwright", "django-static-mathjax", "copydetect"}
 # package modules that only the fast paths use: the student edition has no fast paths
 FAST_PATH_MODULES = {"scratchnet/winograd.py"}
 # a requirement's line in pyproject.toml ('    "name>=1,<2",  # why') or environment.yml

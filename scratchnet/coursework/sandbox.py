@@ -3,16 +3,17 @@ is the only place it can write, /tmp is its own, it has no network, and its memo
 and CPU time are limited.
 
 - bubblewrap (`bwrap`, Debian's `bubblewrap`), when it runs here: the whole file system
-  read-only, the workspace (and the kernel's socket folder) writable, a fresh /tmp, and new
-  user, PID, IPC, network and UTS namespaces;
-- as root, the processes run as the user `nobody` (the workspace is handed to it), so that the
-  process limit holds and no file of the instructor's is theirs to write, even without bwrap;
-- always, resource limits: address space, processes of the user, CPU seconds, file size.
+  read-only, the workspace (and the kernel's socket folder) writable, a fresh /tmp, new user,
+  PID, IPC, network and UTS namespaces, and no capabilities;
+- processes: where the grader may create a cgroup of the pids controller (as root, with
+  /sys/fs/cgroup/pids writable), one per submission caps all its processes and threads
+  together; otherwise RLIMIT_NPROC caps those of the grading user (root is exempt from it);
+- always, per process: address space, CPU seconds and file size.
 
-Without bwrap, `warning()` says what is missing. Standalone (stdlib only) so that it also runs
-as a launcher, which the notebooks' kernelspec calls to start a kernel inside the sandbox:
+`warning()` says what is missing. Standalone (stdlib only) so that it also runs as a launcher,
+which the notebooks' kernelspec calls to start a kernel inside the sandbox:
 
-    python sandbox.py --limits MEM,NPROC,CPU [--as-nobody] -- bwrap … python -m ipykernel_launcher …
+    python sandbox.py --limits MEM,NPROC,CPU [--cgroup DIR] -- bwrap … python -m ipykernel_launcher …
 """
 from __future__ import annotations
 
@@ -21,21 +22,20 @@ import functools
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-NOBODY = 65534
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per process: address space (bytes), CPU seconds; processes and threads of the sandbox's
-    user, all of its processes together (counted only where the user is not root)."""
+    """Per process: address space (bytes) and CPU seconds; processes and threads of one
+    submission together (its cgroup) or of the grading user (RLIMIT_NPROC)."""
     memory: int = 8 << 30
-    processes: int = 512
+    processes: int = 1024
     cpu_seconds: int = 3600
 
     def arg(self) -> str:
@@ -47,40 +47,49 @@ class Limits:
         return cls(memory, processes, cpu)
 
 
-def apply_limits(limits: Limits, as_nobody: bool) -> None:
-    """In the child, before it runs anything: the limits, then (as root) the user nobody."""
+PIDS = Path("/sys/fs/cgroup/pids")
+
+
+def apply_limits(limits: Limits, group: str | None = None) -> None:
+    """In the child, before it runs anything: join the submission's cgroup, then the limits."""
+    if group:
+        Path(group, "cgroup.procs").write_text(str(os.getpid()))
     for which, value in ((resource.RLIMIT_AS, limits.memory),
                          (resource.RLIMIT_CPU, limits.cpu_seconds),
-                         (resource.RLIMIT_NPROC, limits.processes),
                          (resource.RLIMIT_FSIZE, 1 << 30),
-                         (resource.RLIMIT_CORE, 0)):
-        soft, hard = resource.getrlimit(which)
+                         (resource.RLIMIT_CORE, 0),
+                         *(() if group else ((resource.RLIMIT_NPROC, limits.processes),))):
+        _, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
-    if as_nobody:
-        _drop()
-
-
-def _drop() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
 
 
 @functools.cache
-def find_bwrap(as_nobody: bool = False) -> str | None:
-    """A bwrap that works on this machine for the sandbox's user (it needs user namespaces),
-    or None."""
+def find_bwrap() -> str | None:
+    """A bwrap that works on this machine (it needs user namespaces), or None."""
     path = shutil.which("bwrap")
     if path is None:
         return None
     try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--", "true"],
-                               capture_output=True, timeout=20, check=False,
-                               preexec_fn=_drop if as_nobody else None)
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--cap-drop", "ALL",
+                                "--", "true"], capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return path if probe.returncode == 0 else None
+
+
+def _pids_controller() -> Path | None:
+    """The pids cgroup hierarchy, when this process may create groups in it."""
+    if os.geteuid() != 0 or not os.access(PIDS, os.W_OK):
+        return None
+    probe = PIDS / f"scratchnet-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        ok = (probe / "pids.max").exists()
+        probe.rmdir()
+    except OSError:
+        return None
+    return PIDS if ok else None
 
 
 class Sandbox:
@@ -88,63 +97,86 @@ class Sandbox:
 
     def __init__(self, limits: Limits = Limits(), *, use_bwrap: bool = True) -> None:
         self.limits = limits
-        self.as_nobody = os.geteuid() == 0
-        self.bwrap = find_bwrap(self.as_nobody) if use_bwrap else None
+        self.bwrap = find_bwrap() if use_bwrap else None
+        self.pids = _pids_controller()
 
     def warning(self) -> str | None:
-        if self.bwrap is not None:
-            return None
-        writable = ("only what the user nobody may write" if self.as_nobody
-                    else "every file the grading user may write, and the network")
-        return ("warning: bubblewrap (bwrap) is not available here, so the students' code is not "
-                f"sandboxed: it can reach {writable}; resource limits still apply. Install "
-                "bubblewrap (Debian: apt-get install bubblewrap) to confine it to its workspace.")
+        missing = []
+        if self.bwrap is None:
+            missing.append("bubblewrap (bwrap) is not available, so the students' code can write "
+                           "wherever the grading user can and reach the network (Debian: apt-get "
+                           "install bubblewrap)")
+        if self.pids is None and os.geteuid() == 0:
+            missing.append("no pids cgroup can be made and root is exempt from RLIMIT_NPROC, so "
+                           "the number of processes is not limited")
+        return ("warning: " + "; ".join(missing) + ". Memory and CPU limits still apply."
+                if missing else None)
 
-    def command(self, argv: Sequence[str], writable: Sequence[Path]) -> list[str]:
-        """argv, to run inside the sandbox with `writable` folders (which must exist)."""
+    def group(self, name: str) -> str | None:
+        """A cgroup capping the processes of one submission (None where none can be made)."""
+        if self.pids is None:
+            return None
+        path = self.pids / f"scratchnet-{name}-{os.getpid()}"
+        try:
+            path.mkdir(exist_ok=True)
+            (path / "pids.max").write_text(str(self.limits.processes))
+        except OSError:
+            return None
+        return str(path)
+
+    @staticmethod
+    def release(group: str | None) -> None:
+        """Remove a submission's cgroup, once its processes are gone."""
+        if group:
+            try:
+                os.rmdir(group)
+            except OSError:
+                pass
+
+    def command(self, argv: Sequence[str], writable: Sequence[Path],
+                env: dict[str, str] | None = None) -> list[str]:
+        """argv, to run inside the sandbox with `writable` folders (which must exist) and `env`
+        added to its environment (with bwrap; without it, the caller's environment rules)."""
         if self.bwrap is None:
             return list(argv)
         binds = [a for p in writable for a in ("--bind", str(p), str(p))]
+        setenv = [a for k, v in (env or {}).items() for a in ("--setenv", k, v)]
         return [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--tmpfs", "/tmp", *binds, "--unshare-all", "--die-with-parent",
-                "--chdir", str(writable[0]) if writable else "/", "--", *argv]
+                "--tmpfs", "/tmp", *binds, *setenv, "--unshare-all", "--cap-drop", "ALL",
+                "--die-with-parent", "--chdir", str(writable[0]) if writable else "/", "--",
+                *argv]
 
-    def preexec(self, cpu_seconds: float | None = None) -> Callable[[], None]:
-        """For subprocess.Popen(preexec_fn=…): the limits, and as root the user nobody."""
-        limits = self.limits if cpu_seconds is None else Limits(
+    def _limits(self, cpu_seconds: float | None) -> Limits:
+        return self.limits if cpu_seconds is None else Limits(
             self.limits.memory, self.limits.processes, int(cpu_seconds) + 1)
-        return functools.partial(apply_limits, limits, self.as_nobody)
 
     def launcher(self, argv: Sequence[str], writable: Sequence[Path],
-                 cpu_seconds: float | None = None) -> list[str]:
-        """argv, for a program that cannot pass preexec_fn (jupyter_client starting a kernel):
-        this file, run as a script, applies the limits and execs the sandboxed command."""
-        limits = self.limits if cpu_seconds is None else Limits(
-            self.limits.memory, self.limits.processes, int(cpu_seconds) + 1)
-        return [sys.executable, str(Path(__file__).resolve()), "--limits", limits.arg(),
-                *(["--as-nobody"] if self.as_nobody else []), "--",
-                *self.command(argv, writable)]
-
-    def hand_over(self, folder: Path) -> None:
-        """Make `folder` (a workspace) the sandbox user's to write."""
-        if not self.as_nobody:
-            return
-        for base, dirs, files in os.walk(folder):
-            os.chown(base, NOBODY, NOBODY)
-            for name in files:
-                os.chown(os.path.join(base, name), NOBODY, NOBODY, follow_symlinks=False)
+                 cpu_seconds: float | None = None, group: str | None = None) -> list[str]:
+        """argv, to run in the sandbox: this file, run as a script, joins `group`, applies the
+        limits (CPU: `cpu_seconds`) and execs the sandboxed command. A launcher rather than
+        Popen's preexec_fn, which is unsafe in the grader's threads and which jupyter_client,
+        starting a kernel, cannot pass."""
+        # in its own PID namespace a kernel's parent is PID 1, which ipykernel would take for
+        # its parent having died: JPY_PARENT_PID=1 turns that check off (bwrap's
+        # --die-with-parent does its work)
+        return [sys.executable, str(Path(__file__).resolve()), "--limits",
+                self._limits(cpu_seconds).arg(), *(["--cgroup", group] if group else []), "--",
+                *self.command(argv, writable, {"JPY_PARENT_PID": "1"})]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Apply the sandbox's limits, then exec a command.")
     parser.add_argument("--limits", required=True, type=Limits.parse)
-    parser.add_argument("--as-nobody", action="store_true")
+    parser.add_argument("--cgroup", default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to run")
-    apply_limits(args.limits, args.as_nobody)
+    apply_limits(args.limits, args.cgroup)
+    # an interrupt (jupyter_client's SIGINT to the process group) is for the kernel, which sets
+    # its own handler while it runs a cell; bwrap would die of it, and the kernel with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.execvp(command[0], command)
 
 

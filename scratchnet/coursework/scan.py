@@ -70,11 +70,14 @@ def torch_aliases() -> frozenset[str]:
     import torch
     import torch.nn.functional as F
 
-    banned = {id(getattr(F, n)) for n in dir(F)
+    def unwrapped(value: object) -> object:          # the guard's wrapper is the function
+        return getattr(value, "__wrapped__", value)
+
+    banned = {id(unwrapped(getattr(F, n))) for n in dir(F)
               if not n.startswith("__") and n not in ("fold", "unfold")
               and callable(getattr(F, n)) and not isinstance(getattr(F, n), type)}
-    return frozenset(f"torch.{n}" for n in dir(torch)
-                     if not n.startswith("__") and id(getattr(torch, n, None)) in banned)
+    return frozenset(f"torch.{n}" for n in dir(torch) if not n.startswith("__")
+                     and id(unwrapped(getattr(torch, n, None))) in banned)
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:

@@ -223,8 +223,8 @@ TASKS: tuple[Task, ...] = (
     # 09 · Passing BM3D
     _code("T09.1", "The clipped mean m(s)", 2, "§2",
           ("scratchnet/unclip.py:_positive_part_mean", "scratchnet/unclip.py:clipped_mean"),
-          ("return P(μ) = E[max(Y, 0)] for Y ~ N(μ, σ²): μ·Φ(μ/σ) + σ·φ(μ/σ), with Φ = "
-           "torch.special.ndtr and φ the standard normal density",
+          (("return P(μ) = E[max(Y, 0)] for Y ~ N(μ, σ²): μ·Φ(μ/σ) + σ·φ(μ/σ), with Φ = "
+            "torch.special.ndtr and φ the standard normal density"),
            "return m(x) = P(x) − P(x − 1) in float64, from the two ramps of the clip")),
     Task("T09.2", "Check: unclip with your m(s)", 1, "check", "§2", depends=("T09.1",)),
     Task("T09.3", "Exercise: how many values the clip touches", 1, "exercise", "Exercises"),

@@ -47,7 +47,7 @@ guard = _load_guard()
 guard.install()
 guard.active = False
 
-import scratchnet  # noqa: E402 - after the guard
+import scratchnet  # after the guard
 from scratchnet.coursework.checks import reporting_crashes
 from scratchnet.coursework.tasks import TASKS, task
 

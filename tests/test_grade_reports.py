@@ -1,0 +1,135 @@
+"""What the grader hands back: a feedback file per submission (points per task, every failing
+check's full message, flags), a CSV whose rows are written as submissions are graded (so that
+Ctrl-C keeps them and --resume goes on), and a similarity report of the task code."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scratchnet import cli
+from scratchnet.coursework.feedback import ClassReport, columns, feedback_markdown, feedback_name
+from scratchnet.coursework.grade import SubmissionResult, TaskScore
+from scratchnet.coursework.handout import write_handout
+from scratchnet.coursework.scan import Finding
+from scratchnet.coursework.similarity import by_submissions, similarity_report
+from scratchnet.coursework.tasks import task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def result(name: str, tasks, points) -> SubmissionResult:
+    scores = {t.id: TaskScore(t, None if not t.autograded else points(t)) for t in tasks}
+    return SubmissionResult(name, Path(name), scores)
+
+
+def test_feedback_says_everything_a_student_needs():
+    tasks = [task("T04.4"), task("T04.5"), task("T04.9")]
+    r = result("alice smith/2", tasks, lambda t: t.points)
+    r.scores["T04.4"].points = 1.0
+    r.scores["T04.4"].reasons = [("test_conv2d_backward[impl=default]: ∂L/∂b differs\n"
+                                  "  case: x (2, 3, 5, 4), bias=True\nHint: db sums over N, H, W")]
+    r.flags = [Finding("scratchnet/conv.py", 12, "torch.nn.functional.conv2d", "forbidden API",
+                       "T04.3")]
+    text = feedback_markdown(r)
+    assert "# Feedback: alice smith/2" in text and "**2 of 4 points**" in text
+    assert "| T04.4 | Conv2d backward | 1 | 3 |" in text and "| T04.9 |" in text
+    assert "by hand" in text
+    assert "case: x (2, 3, 5, 4), bias=True" in text and "Hint: db sums over N, H, W" in text
+    assert "`scratchnet/conv.py`, line 12: forbidden API `torch.nn.functional.conv2d` (task T04.3)" \
+        in text
+    assert feedback_name("alice smith/2") == "alice_smith_2.md"
+    assert feedback_name("../..") == "submission.md"
+
+
+def test_rows_are_written_as_results_come_and_a_resumed_report_keeps_them(tmp_path):
+    tasks = [task("T02.1"), task("T02.8")]
+    path, folder = tmp_path / "grades.csv", tmp_path / "feedback"
+    with ClassReport(tasks, path, folder) as report:
+        report.add(result("alice", tasks, lambda t: 1.0))
+        assert [row["submission"] for row in csv.DictReader(path.open())] == ["alice"]
+        report.add(result("bob", tasks, lambda t: 0.0))
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0]) == columns(tasks) and [r["T02.1"] for r in rows] == ["1", "0"]
+    assert rows[0]["T02.8"] == ""                              # graded by hand
+    assert sorted(p.name for p in folder.iterdir()) == ["alice.md", "bob.md"]
+    with path.open("a") as f:                                  # a row cut short
+        f.write("carol,1")
+    with ClassReport(tasks, path, resume=True) as report:
+        assert report.done() == {"alice", "bob"}
+        report.add(result("dave", tasks, lambda t: 1.0))
+    assert [r["submission"] for r in csv.DictReader(path.open())] == ["alice", "bob", "dave"]
+    with ClassReport(tasks, path) as report:                   # no --resume: a new table
+        assert report.done() == set()
+    with pytest.raises(ValueError, match="not a table of these tasks"):
+        ClassReport([task("T02.1")], path, resume=True).__enter__()
+
+
+@pytest.fixture(scope="module")
+def class_of_three(tmp_path_factory):
+    base = tmp_path_factory.mktemp("class")
+    subs = [write_handout(base / name, blank=set()) for name in ("alice", "bob")]
+    subs.append(write_handout(base / "carol"))
+    linear = subs[1] / "scratchnet" / "linear.py"
+    linear.write_text(linear.read_text().replace("saved", "memo"))
+    return subs
+
+
+def test_the_cli_streams_rows_and_feedback_and_resumes(class_of_three, tmp_path, capsys):
+    table, folder = tmp_path / "grades.csv", tmp_path / "feedback"
+    args = ["grade", *map(str, class_of_three), "--tasks", "T02.1", "--csv", str(table),
+            "--feedback", str(folder)]
+    assert cli.main(args) == 0
+    rows = {r["submission"]: r for r in csv.DictReader(table.open())}
+    assert {n: r["T02.1"] for n, r in rows.items()} == {"alice": "1", "bob": "1", "carol": "0"}
+    carol = (folder / "carol.md").read_text()
+    assert "T02.1" in carol and "NotImplementedError: T02.1" in carol
+    capsys.readouterr()
+    assert cli.main([*args, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "3 submission(s) already in" in err and "graded alice" not in err
+    assert cli.main(["grade", str(class_of_three[0]), "--resume"]) == 1
+    assert "--resume needs --csv FILE" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_rows_already_written(class_of_three, tmp_path):
+    looping = write_handout(tmp_path / "looping", blank={"T02.1"})
+    relu = looping / "scratchnet" / "activations.py"
+    relu.write_text(relu.read_text().replace(
+        'raise NotImplementedError("T02.1', 'import time; time.sleep(600); raise NotImplementedError("T02.1', 1))
+    table = tmp_path / "grades.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchnet", "grade", *map(str, class_of_three[:2]),
+                             str(looping), "--tasks", "T02.1", "--jobs", "1", "--timeout", "300",
+                             "--csv", str(table)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if table.exists() and len(list(csv.DictReader(table.open()))) == 2:
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "the 2 graded are in" in err
+    assert [r["submission"] for r in csv.DictReader(table.open())] == ["alice", "bob"]
+
+
+def test_similarity_finds_the_copies_and_not_the_hand_out(class_of_three, tmp_path, capsys):
+    handout = write_handout(tmp_path / "handout")
+    out = tmp_path / "report" / "similarity.html"
+    pairs = similarity_report(class_of_three, ["alice", "bob", "carol"], out, handout)
+    assert pairs and all({p.first, p.second} == {"alice", "bob"} for p in pairs)
+    assert any(p.task == "T01.2" for p in pairs)           # renamed variables still match
+    ((first, second, n, share),) = by_submissions(pairs)
+    assert {first, second} == {"alice", "bob"} and n == len(pairs) and share > 0.9
+    assert out.is_file() and "alice" in out.read_text()
+    assert cli.main(["grade", *map(str, class_of_three), "--tasks", "T02.1",
+                     "--similarity", str(tmp_path / "s.html")]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if " ~ " in line]
+    assert listed and all("alice ~ bob:" in line for line in listed), listed

@@ -1,0 +1,278 @@
+"""What a submission cannot buy from the grader: torch's own code bound at import (in the task
+files, in a helper module, in an exercise), a reference of a graded cell, patching the grader's
+runtime, forged notebook records, files written outside its workspace, unbounded memory or
+processes — each scores 0 for what it touches and is flagged; what it does not touch keeps its
+points.
+
+One module-scoped run grades every crafted submission (the solutions, each with one attack) on
+the tasks the attacks aim at."""
+import ast
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from scratchnet.coursework.grade import grade
+from scratchnet.coursework.handout import write_handout
+from scratchnet.coursework.sandbox import Sandbox
+from scratchnet.coursework.scan import Cell, scan_cells, scan_source
+from scratchnet.coursework.tasks import task
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = "T01.2,T01.5,T01.6,T03.4,T04.3,T04.5,T07.1"
+MARK = uuid.uuid4().hex[:12]
+
+
+def replace_body(path: Path, qualname: str, body: str) -> None:
+    """Replace what follows the docstring of function `qualname` ('Linear.backward') in `path`
+    by `body` (lines, indented here)."""
+    text = path.read_text()
+    node = ast.parse(text)
+    for name in qualname.split("."):
+        node = next(n for n in ast.iter_child_nodes(node)
+                    if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+    first = node.body[1] if ast.get_docstring(node) and len(node.body) > 1 else node.body[0]
+    lines = text.splitlines(keepends=True)
+    indent = " " * first.col_offset
+    new = [f"{indent}{line}\n" for line in body.strip("\n").splitlines()]
+    path.write_text("".join(lines[:first.lineno - 1] + new + lines[node.end_lineno:]))
+
+
+def prepend(path: Path, code: str) -> None:
+    """Add `code` at the top of module `path`, after its docstring and __future__ imports."""
+    text = path.read_text()
+    tree = ast.parse(text)
+    after = 0
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__" or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            after = node.end_lineno
+        else:
+            break
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:after]) + code.strip("\n") + "\n" + "".join(lines[after:]))
+
+
+def set_cell(folder: Path, grade_id: str, source: str, *, before: bool = False) -> None:
+    """Replace the source of the notebook cell `grade_id` (or, with `before`, add a cell of the
+    student's just before it)."""
+    path = folder / "notebooks" / f"{task(grade_id.split('_solution')[0].replace('_', '.', 1)).notebook}.ipynb"
+    nb = json.loads(path.read_text())
+    at = next(i for i, c in enumerate(nb["cells"])
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    if before:
+        nb["cells"].insert(at, {"cell_type": "code", "execution_count": None, "metadata": {},
+                                "outputs": [], "source": source, "id": f"student-{MARK}"})
+    else:
+        nb["cells"][at]["source"] = source
+    path.write_text(json.dumps(nb))
+
+
+ATTACKS = {
+    # torch's convolution, bound when conv.py is imported
+    "bound_at_import": lambda s: (
+        prepend(s / "scratchnet/conv.py", "from torch.nn.functional import conv2d as _torch_conv"),
+        replace_body(s / "scratchnet/conv.py", "conv2d_forward", """
+cols = im2col(x, tuple(weight.shape[-2:]), stride, padding, dilation, impl)
+return _torch_conv(x, weight, bias, stride, padding, dilation, groups), cols""")),
+    # the same through a helper module of its own: the scan cannot see it, the guard can
+    "helper_module": lambda s: (
+        (s / "scratchnet/shortcut.py").write_text(
+            "from torch.nn import functional\nconvolve = functional.conv2d\n"),
+        prepend(s / "scratchnet/conv.py", "from .shortcut import convolve as _convolve"),
+        replace_body(s / "scratchnet/conv.py", "conv2d_forward", """
+cols = im2col(x, tuple(weight.shape[-2:]), stride, padding, dilation, impl)
+return _convolve(x, weight, bias, stride, padding, dilation, groups), cols""")),
+    # autograd for Linear's backward, torch.optim's step for SGD's
+    "autograd_and_optim": lambda s: (
+        prepend(s / "scratchnet/linear.py", "from torch.autograd import grad as _grad"),
+        replace_body(s / "scratchnet/linear.py", "Linear.backward", """
+with __import__("torch").enable_grad():
+    return _grad(grad_output.sum(), self._x)[0]"""),
+        prepend(s / "scratchnet/optim/sgd.py", "import torch\n_step = torch.optim.SGD.step")),
+    # an exercise that calls the reference function its test cell defines
+    "graded_reference": lambda s: set_cell(s, "T03_4_solution", (
+        "def layer_stds(net, x, grad_output):\n"
+        "    return autograd_stds(net, x, grad_output)\n")),
+    # a task file that rewires the grader's pytest records so that every test passes
+    "patched_runtime": lambda s: prepend(s / "scratchnet/linear.py", """
+import sys as _sys
+_runtime = _sys.modules.get("scratchnet_grade_runtime")
+if _runtime is not None:
+    _write = _runtime._write
+    _runtime._write = lambda path, record: _write(path, {**record, "outcome": "passed"})"""),
+    # a notebook cell that looks for the runner's records to forge them, then kills its kernel;
+    # and a task file that writes outside its workspace and allocates past the memory limit
+    "forger": lambda s: (
+        set_cell(s, "T01_5_solution", f"""
+import glob, json, os
+for path in glob.glob("/tmp/**/*.jsonl", recursive=True) + glob.glob("/tmp/*/runs/*/*.jsonl"):
+    with open(path, "a") as f:
+        for gid in ("T01_5", "T01_4", "T01_4b"):
+            f.write(json.dumps({{"event": "cell", "grade_id": gid, "error": None}}) + "\\n")
+open("/tmp/forged-{MARK}", "w").write("1")
+os.kill(os.getpid(), 9)
+"""),
+        prepend(s / "scratchnet/loss.py", f"""
+for _target in ({str(ROOT / 'tests' / 'tasks' / f'pwned-{MARK}.py')!r},
+                {str(Path.home() / f'pwned-{MARK}')!r}, "/tmp/pwned-{MARK}"):
+    try:
+        open(_target, "w").write("pwned")
+    except OSError:
+        pass
+try:
+    _hog = bytearray(64 << 30)
+except MemoryError:
+    _hog = None""")),
+}
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    base = tmp_path_factory.mktemp("attacks")
+    subs = []
+    for name, attack in ATTACKS.items():
+        folder = write_handout(base / name, blank=set())
+        attack(folder)
+        subs.append(folder)
+    honest = write_handout(base / "honest", blank=set())
+    results = grade([*subs, honest], tasks=TASKS, jobs=2, keep=True)
+    yield dict(zip([*ATTACKS, "honest"], results))
+    for r in results:
+        if r.workspace is not None:
+            shutil.rmtree(r.workspace, ignore_errors=True)
+
+
+def points(result, task_id: str) -> float:
+    return result.scores[task_id].points
+
+
+def flagged(result) -> set[tuple[str | None, str]]:
+    return {(f.task, f.name) for f in result.flags}
+
+
+def test_the_honest_solutions_keep_every_point_unflagged(attacked):
+    r = attacked["honest"]
+    assert r.total == r.max and not r.flags, r.flags
+
+
+def test_a_shortcut_bound_at_import_scores_0_and_is_flagged(attacked):
+    r = attacked["bound_at_import"]
+    assert points(r, "T04.3") == 0 and points(r, "T04.5") == 0
+    assert ("T04.3", "torch.nn.functional.conv2d") in flagged(r)
+    assert "scored 0: forbidden API torch.nn.functional.conv2d" in r.scores["T04.3"].reasons[0]
+    assert "whose code the scan flagged" in r.scores["T04.5"].reasons[0]
+    assert points(r, "T01.2") == 3 and points(r, "T07.1") == 3     # untouched
+
+
+def test_a_shortcut_in_a_helper_module_is_refused_at_run_time(attacked):
+    r = attacked["helper_module"]
+    assert points(r, "T04.3") == 0
+    assert any("torch.nn.functional.conv2d is not allowed" in reason
+               for reason in r.scores["T04.3"].reasons), r.scores["T04.3"].reasons
+    assert (None, "torch.nn.functional.conv2d") in flagged(r)   # the helper, for the instructor
+    assert points(r, "T01.2") == 3
+
+
+def test_autograd_and_torch_optim_score_0(attacked):
+    r = attacked["autograd_and_optim"]
+    assert points(r, "T01.2") == 0 and ("T01.2", "torch.autograd.grad") in flagged(r)
+    assert ("T01.2", "__import__()") in flagged(r)
+    assert (None, "torch.optim.SGD.step") in flagged(r)   # bound, never called by a task
+    assert points(r, "T04.3") == 2
+
+
+def test_an_exercise_that_calls_its_graded_reference_scores_0(attacked):
+    r = attacked["graded_reference"]
+    assert points(r, "T03.4") == 0 and ("T03.4", "autograd_stds") in flagged(r)
+    assert points(r, "T01.5") == 2
+
+
+def test_patching_the_grader_runtime_scores_0_for_every_code_task(attacked):
+    r = attacked["patched_runtime"]
+    assert all(points(r, t) == 0 for t in ("T01.2", "T04.3", "T07.1")), r.scores
+    assert (None, "sys.modules") in flagged(r)
+
+
+def test_forged_records_and_a_killed_kernel_earn_nothing(attacked):
+    """The kernel the forger killed is replaced: the exercise after it keeps its points."""
+    r = attacked["forger"]
+    assert points(r, "T01.5") == 0, r.scores["T01.5"].reasons
+    assert points(r, "T01.6") == 2, r.scores["T01.6"].reasons
+    assert ("T01.5", "os.kill") not in flagged(r)          # nothing to flag: the sandbox holds
+    assert not Path(f"/tmp/forged-{MARK}").exists() or Sandbox().bwrap is None
+
+
+def test_a_submission_writes_only_its_workspace_and_its_memory_is_capped(attacked):
+    r = attacked["forger"]
+    assert not (ROOT / "tests" / "tasks" / f"pwned-{MARK}.py").exists()
+    if Sandbox().bwrap is not None:
+        assert not (Path.home() / f"pwned-{MARK}").exists()
+        assert not Path(f"/tmp/pwned-{MARK}").exists()
+    assert points(r, "T01.2") == 3 and points(r, "T07.1") == 3   # the 64 GiB were refused
+
+
+def test_the_scan_sees_through_aliases_and_indirection():
+    owners = {"f": "T04.3"}
+    cases = {
+        "import torch.nn.functional as F\ndef f(x, w):\n    return F.conv2d(x, w)\n":
+            "torch.nn.functional.conv2d",
+        "import torch\nG = torch.nn\ndef f(x, w):\n    return G.functional.conv2d(x, w)\n":
+            "torch.nn.functional.conv2d",
+        "import torch\ndef f(x, w):\n    return torch.conv2d(x, w)\n": "torch.conv2d",
+        "import torch\ndef f(x, w):\n    return getattr(torch, 'conv' + '2d')(x, w)\n":
+            "getattr(torch, …)",
+        "def f(x, w):\n    return __import__('torch').nn.functional.conv2d(x, w)\n": "__import__()",
+        "import importlib\ndef f(x, w):\n    return importlib.import_module('torch.nn')\n":
+            "importlib",
+        "def f(x, w):\n    return eval('x')\n": "eval()",
+        "import torch\ndef g(x, w):\n    return torch.ops.aten.convolution(x, w)\n"
+        "def f(x, w):\n    return g(x, w)\n": "torch.ops.aten.convolution",
+    }
+    for source, name in cases.items():
+        found = scan_source(source, "scratchnet/conv.py", owners)
+        assert any(f.name == name and f.task == "T04.3" for f in found), (source, found)
+    clean = "import torch\ndef f(x, w):\n    return (x.unsqueeze(1) * w).sum(2)\n"
+    assert scan_source(clean, "scratchnet/conv.py", owners) == []
+    # fold and unfold: allowed, but in the tasks that write them
+    fold = "import torch.nn.functional as F\ndef unfold(x):\n    return F.unfold(x, 2)\n"
+    assert scan_source(fold, "scratchnet/conv.py", {"unfold": "T04.3"}) == []
+    assert scan_source(fold, "scratchnet/im2col.py", {"unfold": "T04.1"})
+
+
+def test_the_scan_reads_a_notebook_as_one_namespace():
+    cells = [Cell("c0", "import torch.nn.functional as F", "lesson"),
+             Cell("c1", "def mine(x):\n    return F.relu(x)\n", "solution", "T02.6"),
+             Cell("c2", "print(F.relu)  # a lesson's comparison\n", "lesson"),
+             Cell("c3", "check = helper()", "student"),
+             Cell("c4", "def helper():\n    return 1\n", "graded")]
+    found = scan_cells(cells)
+    assert {(f.file, f.task, f.name, f.kind) for f in found} == {
+        ("c1", "T02.6", "torch.nn.functional.relu", "forbidden API"),
+        ("c3", None, "helper", "reference of a graded cell")}
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and Sandbox().pids is None,
+                    reason="root without a pids cgroup: no process limit can hold here")
+def test_a_fork_bomb_is_bounded(tmp_path):
+    """The processes of one submission are capped: a loop of forks stops at the limit."""
+    sub = write_handout(tmp_path / "forks", blank=set())
+    prepend(sub / "scratchnet" / "linear.py", f"""
+import os as _os, time as _time
+_made = 0
+for _ in range(3000):
+    try:
+        if _os.fork() == 0:
+            _time.sleep(20)
+            _os._exit(0)
+        _made += 1
+    except OSError:
+        break
+open(_os.environ["HOME"] + "/../forks-{MARK}", "w").write(str(_made))""")
+    r = grade([sub], tasks="T01.2", keep=True)[0]
+    made = int((r.workspace / ".grader" / f"forks-{MARK}").read_text())
+    shutil.rmtree(r.workspace, ignore_errors=True)
+    assert made < Sandbox().limits.processes, made
