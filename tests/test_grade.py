@@ -590,3 +590,27 @@ def test_ctrl_c_stops_the_children_and_removes_the_temporary_folders(looping, tm
     assert _processes_in(temp) == []
     assert list(temp.iterdir()) == []
     shutil.rmtree(temp)
+
+
+def test_lesson_cells_marked_for_skipping_are_skipped_only_as_the_instructor_wrote_them(tmp_path):
+    def lesson(id_, source, skip=False):
+        cell = {"cell_type": "code", "id": id_, "source": source, "outputs": [],
+                "execution_count": None, "metadata": {}}
+        if skip:
+            cell["metadata"]["scratchnet"] = {"grading": "skip"}
+        return cell
+
+    instructor = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        lesson("data", "x = load()"), lesson("figure", "draw(x)", skip=True),
+        lesson("slow", "compare(x)", skip=True)]}
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps(instructor))
+    spec = read_notebook_spec(path, "01")
+    assert spec.skipped == {"figure", "slow"}
+    student = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        lesson("data", "x = load()", skip=True),          # the student's flag counts for nothing
+        lesson("figure", "draw(x)"),                       # unchanged: skipped
+        lesson("slow", "compare(x); y = 1")]}              # changed: it runs
+    merge_notebook(student, spec)
+    flags = [c["metadata"]["scratchnet"].get("grading") for c in student["cells"]]
+    assert flags == [None, "skip", None]

@@ -158,6 +158,9 @@ class NotebookSpec:
     lessons: dict[str, str] = field(default_factory=dict)   # cell id → source of the other cells
     # solution grade_id → the instructor's lines around its solution region (stripped)
     scaffolds: dict[str, frozenset[str]] = field(default_factory=dict)
+    # ids of the lesson cells no graded cell needs (metadata scratchnet.grading = "skip"): a
+    # figure, a comparison, a demonstration; not run when grading, unless the student changed them
+    skipped: frozenset[str] = frozenset()
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -171,6 +174,7 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
     source = []
     lessons: dict[str, str] = {}
     scaffolds: dict[str, frozenset[str]] = {}
+    skipped: set[str] = set()
     for cell in nb.get("cells", []):
         text = "".join(cell.get("source", ""))
         source.append(text)
@@ -180,6 +184,8 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
             scaffolds[gid] = _scaffold(text)
         elif not gid and cell.get("id"):
             lessons[cell["id"]] = text
+            if _grading(cell) == "skip" and cell.get("cell_type") == "code":
+                skipped.add(cell["id"])
         if not gid or meta.get("solution"):
             continue
         if meta.get("grade") or meta.get("locked"):
@@ -188,7 +194,12 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
     return NotebookSpec(number, path.stem, overwrite, graded,
-                        bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds)
+                        bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
+                        frozenset(skipped))
+
+
+def _grading(cell: dict) -> str | None:
+    return (cell.get("metadata", {}).get("scratchnet", {}) or {}).get("grading")
 
 
 def _scaffold(source: str) -> frozenset[str]:
@@ -612,6 +623,14 @@ class _Grader:
             raise InstructorError(f"the instructor's checkout {self.root} cannot grade the tasks "
                                   "asked for:\n  " + "\n  ".join(problems))
 
+    def confinement(self) -> dict[str, list[Path]]:
+        """What the sandbox hides — the instructor's checkout (its solutions, its notebooks'
+        hidden tests) — and shows again read-only: the Python that runs the code (which may
+        live in the checkout or under /tmp) and the course data."""
+        python = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
+        return {"hidden": [self.root],
+                "readable": [*python, *([self.data_dir] if self.data_dir else [])]}
+
     # -- the static scan ------------------------------------------------------------------------
     def scan(self, tmp: Path, taken: list[str]) -> list[Finding]:
         """The scan of a workspace's copies of the submission's files (`taken`): its package
@@ -726,7 +745,7 @@ class _Grader:
                    "-p", RUNTIME_MODULE, *self.plugins, "--continue-on-collection-errors", *args]
         code, timed_out = self.procs.run(
             self.sandbox.launcher(command, [tmp], cpu_seconds=2 * self.threads * limit,
-                                  group=ws.group),
+                                  group=ws.group, **self.confinement()),
             cwd=tmp, env={**ws.env(results), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, limit=limit,
             log=log)
         run = {"collected": None, "reports": {}, "collect_errors": [], "finished": False,
@@ -884,9 +903,13 @@ class _Grader:
         kernel_json.parent.mkdir(parents=True)
         budget = self.notebook_timeout + 90
         kernel_json.write_text(json.dumps({
+            # in its own PID namespace a kernel's parent is PID 1, which ipykernel would take
+            # for its parent having died: JPY_PARENT_PID=1 turns the check off (bwrap's
+            # --die-with-parent does its work)
             "argv": self.sandbox.launcher(
                 [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                [tmp, ipc], cpu_seconds=2 * self.threads * budget, group=ws.group),
+                [tmp, ipc], cpu_seconds=2 * self.threads * budget, group=ws.group,
+                env={"JPY_PARENT_PID": "1"}, **self.confinement()),
             "display_name": "Python (scratchnet grader)", "language": "python",
             "metadata": {"debugger": False}}, indent=1))
         job.write_text(json.dumps({
@@ -1063,7 +1086,9 @@ class _Grader:
 def merge_notebook(nb: dict, spec: NotebookSpec) -> set[str]:
     """Overwrite, in the submission's notebook `nb`, every cell that the instructor's marks as
     graded or locked (and not a solution) with the instructor's cell of the same grade_id:
-    source, metadata and type (nbgrader's OverwriteCells). → the graded grade_ids present."""
+    source, metadata and type (nbgrader's OverwriteCells); mark the lesson cells that the
+    instructor's skips when grading, where the student left them unchanged. → the graded
+    grade_ids present."""
     present: set[str] = set()
     for cell in nb["cells"]:
         gid = _nbgrader(cell).get("grade_id")
@@ -1081,6 +1106,11 @@ def merge_notebook(nb: dict, spec: NotebookSpec) -> set[str]:
                 present.add(gid)
         elif cell.get("cell_type") == "code":
             cell["outputs"], cell["execution_count"] = [], None
+            meta = cell.setdefault("metadata", {}).setdefault("scratchnet", {})
+            meta.pop("grading", None)     # the instructor's word decides what is skipped
+            if cell.get("id") in spec.skipped \
+                    and spec.lessons.get(cell["id"]) == "".join(cell.get("source", "")):
+                meta["grading"] = "skip"
     return present
 
 

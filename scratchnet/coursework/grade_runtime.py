@@ -323,7 +323,8 @@ def _run_notebook(job: dict, out: str) -> None:
                 if time.monotonic() > deadline:
                     _write(out, {"event": "budget", "index": index})
                     return None
-                if cell.get("cell_type") != "code" or index in killers:
+                skip = (cell.get("metadata", {}).get("scratchnet", {}) or {}).get("grading")
+                if cell.get("cell_type") != "code" or index in killers or skip == "skip":
                     continue
                 left = deadline - time.monotonic()
                 client.timeout = int(max(1, min(cell_timeout, left + 1)))

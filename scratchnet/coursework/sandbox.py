@@ -134,15 +134,24 @@ class Sandbox:
                 pass
 
     def command(self, argv: Sequence[str], writable: Sequence[Path],
-                env: dict[str, str] | None = None) -> list[str]:
-        """argv, to run inside the sandbox with `writable` folders (which must exist) and `env`
-        added to its environment (with bwrap; without it, the caller's environment rules)."""
+                env: dict[str, str] | None = None, *, hidden: Sequence[Path] = (),
+                readable: Sequence[Path] = ()) -> list[str]:
+        """argv, to run inside the sandbox: the file system read-only, /tmp and the `hidden`
+        folders empty, the `readable` folders (under those, the Python it runs) visible again
+        read-only, the `writable` ones (which must exist) writable; `env` added to its
+        environment. Without bwrap: argv as it is."""
         if self.bwrap is None:
             return list(argv)
-        binds = [a for p in writable for a in ("--bind", str(p), str(p))]
+        mounts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for folder in hidden:
+            mounts += ["--tmpfs", str(folder)]
+        for folder in readable:
+            if Path(folder).exists():
+                mounts += ["--ro-bind", str(folder), str(folder)]
+        for folder in writable:
+            mounts += ["--bind", str(folder), str(folder)]
         setenv = [a for k, v in (env or {}).items() for a in ("--setenv", k, v)]
-        return [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--tmpfs", "/tmp", *binds, *setenv, "--unshare-all", "--cap-drop", "ALL",
+        return [self.bwrap, *mounts, *setenv, "--unshare-all", "--cap-drop", "ALL",
                 "--die-with-parent", "--chdir", str(writable[0]) if writable else "/", "--",
                 *argv]
 
@@ -151,17 +160,16 @@ class Sandbox:
             self.limits.memory, self.limits.processes, int(cpu_seconds) + 1)
 
     def launcher(self, argv: Sequence[str], writable: Sequence[Path],
-                 cpu_seconds: float | None = None, group: str | None = None) -> list[str]:
-        """argv, to run in the sandbox: this file, run as a script, joins `group`, applies the
-        limits (CPU: `cpu_seconds`) and execs the sandboxed command. A launcher rather than
-        Popen's preexec_fn, which is unsafe in the grader's threads and which jupyter_client,
-        starting a kernel, cannot pass."""
-        # in its own PID namespace a kernel's parent is PID 1, which ipykernel would take for
-        # its parent having died: JPY_PARENT_PID=1 turns that check off (bwrap's
-        # --die-with-parent does its work)
+                 cpu_seconds: float | None = None, group: str | None = None, *,
+                 hidden: Sequence[Path] = (), readable: Sequence[Path] = (),
+                 env: dict[str, str] | None = None) -> list[str]:
+        """argv, to run in the sandbox (`command`): this file, run as a script, joins `group`,
+        applies the limits (CPU: `cpu_seconds`) and execs the sandboxed command. A launcher
+        rather than Popen's preexec_fn, which is unsafe in the grader's threads and which
+        jupyter_client, starting a kernel, cannot pass."""
         return [sys.executable, str(Path(__file__).resolve()), "--limits",
                 self._limits(cpu_seconds).arg(), *(["--cgroup", group] if group else []), "--",
-                *self.command(argv, writable, {"JPY_PARENT_PID": "1"})]
+                *self.command(argv, writable, env, hidden=hidden, readable=readable)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

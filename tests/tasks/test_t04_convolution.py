@@ -6,7 +6,7 @@ calls conv2d_backward with impl="reference", the layout those cols have.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -96,6 +96,20 @@ def convs(draw: st.DrawFn, grouped: bool = True, bias: bool | None = None) -> Co
 
 # A fixed case with every hyper-parameter different per axis, always tested first.
 ASYMMETRIC = Conv(2, 3, 4, (7, 6), (3, 2), (2, 1), (1, 2), (1, 2), 1, True, 0)
+# One property per case, the rest plain (square 3×3, stride 1, no padding or dilation, one group,
+# a bias): partial credit follows what works, and a bug shows in the case it belongs to.
+PLAIN = Conv(2, 3, 4, (6, 5), (3, 3), (1, 1), (0, 0), (1, 1), 1, True, 20)
+PROPERTIES = {
+    "plain": PLAIN,
+    "bias None": replace(PLAIN, bias=False),
+    "non-square kernel": replace(PLAIN, kernel=(3, 2)),
+    "unequal strides": replace(PLAIN, stride=(2, 1)),
+    "padding": replace(PLAIN, padding=(1, 2)),
+    "dilation": replace(PLAIN, dilation=(2, 1)),
+    "groups": replace(PLAIN, c_in=4, c_out=6, groups=2),
+    "C_out = 1": replace(PLAIN, c_out=1),
+    "one image": replace(PLAIN, n=1),
+}
 
 
 # -- T04.1 unfold ------------------------------------------------------------------------------
@@ -115,6 +129,12 @@ def check_unfold(case: Conv) -> None:
 @pytest.mark.T04_1
 def test_unfold_asymmetric_case():
     check_unfold(ASYMMETRIC)
+
+
+@pytest.mark.T04_1
+@pytest.mark.parametrize("name", [n for n in PROPERTIES if n not in ("groups", "bias None")])
+def test_unfold_one_property(name):
+    check_unfold(PROPERTIES[name])
 
 
 @pytest.mark.T04_1
@@ -142,6 +162,12 @@ def check_fold(case: Conv) -> None:
 @pytest.mark.T04_2
 def test_fold_asymmetric_case():
     check_fold(ASYMMETRIC)
+
+
+@pytest.mark.T04_2
+@pytest.mark.parametrize("name", [n for n in PROPERTIES if n not in ("groups", "bias None")])
+def test_fold_one_property(name):
+    check_fold(PROPERTIES[name])
 
 
 @pytest.mark.T04_2
@@ -183,6 +209,12 @@ def check_forward(case: Conv, impl: str | None) -> None:
 @pytest.mark.T04_3
 def test_conv2d_forward_asymmetric_case(impl):
     check_forward(ASYMMETRIC, impl)
+
+
+@pytest.mark.T04_3
+@pytest.mark.parametrize("name", PROPERTIES)
+def test_conv2d_forward_one_property(impl, name):
+    check_forward(PROPERTIES[name], impl)
 
 
 @pytest.mark.T04_3
@@ -236,6 +268,12 @@ def check_backward(case: Conv) -> None:
 @pytest.mark.T04_4
 def test_conv2d_backward_asymmetric_case():
     check_backward(ASYMMETRIC)
+
+
+@pytest.mark.T04_4
+@pytest.mark.parametrize("name", [n for n in PROPERTIES if n != "bias None"])
+def test_conv2d_backward_one_property(name):
+    check_backward(PROPERTIES[name])
 
 
 @pytest.mark.T04_4
