@@ -97,6 +97,12 @@ with __import__("torch").enable_grad():
     "graded_reference": lambda s: set_cell(s, "T03_4_solution", (
         "def layer_stds(net, x, grad_output):\n"
         "    return autograd_stds(net, x, grad_output)\n")),
+    # nbgrader's historic hole: a cell of the student's turns tracebacks off, then a wrong
+    # exercise answer
+    "quiet_traceback": lambda s: (
+        set_cell(s, "T01_5_solution", "class Scale:\n    pass\n"),
+        set_cell(s, "T01_5_solution", "get_ipython().showtraceback = lambda *a, **k: None\n",
+                 before=True)),
     # a task file that rewires the grader's pytest records so that every test passes
     "patched_runtime": lambda s: prepend(s / "scratchnet/linear.py", """
 import sys as _sys
@@ -189,6 +195,15 @@ def test_an_exercise_that_calls_its_graded_reference_scores_0(attacked):
     r = attacked["graded_reference"]
     assert points(r, "T03.4") == 0 and ("T03.4", "autograd_stds") in flagged(r)
     assert points(r, "T01.5") == 2
+
+
+def test_silencing_tracebacks_hides_no_error_and_is_flagged(attacked):
+    r = attacked["quiet_traceback"]
+    assert points(r, "T01.5") == 0 and points(r, "T01.6") == 0, r.scores["T01.6"].reasons
+    assert (None, "get_ipython()") in flagged(r)
+    assert any(reason.startswith("cell T01_5: ") and "not run" not in reason   # seen anyway
+               for reason in r.scores["T01.5"].reasons), r.scores["T01.5"].reasons
+    assert points(r, "T01.2") == 3                                # a code task: untouched
 
 
 def test_patching_the_grader_runtime_scores_0_for_every_code_task(attacked):

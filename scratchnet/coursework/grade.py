@@ -658,13 +658,11 @@ class _Grader:
         unchanged, the student's when written or changed."""
         try:
             nb = json.loads(path.read_text(encoding="utf-8"))
-            raw = [c for c in nb["cells"] if c.get("cell_type") == "code"]
+            code = [(i, c) for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"]
         except (ValueError, KeyError, TypeError, AttributeError):
             return []                     # grade_notebook says why it cannot be read
         cells = []
-        for index, cell in enumerate(nb["cells"]):
-            if cell not in raw:
-                continue
+        for index, cell in code:
             meta, text = _nbgrader(cell), "".join(cell.get("source", ""))
             gid, label = meta.get("grade_id"), f"notebooks/{spec.stem}.ipynb, cell {index}"
             if gid in spec.overwrite:
@@ -692,8 +690,7 @@ class _Grader:
             elif f.kind != "forbidden API":
                 reached = [t.id for t in self.tasks if (
                     t.kind == "code" if f.file.startswith("scratchnet/")
-                    else f.file == f"notebooks/{t.notebook}.ipynb" if t.kind != "code"
-                    else False)]
+                    else t.kind != "code" and f.file.startswith(f"notebooks/{t.notebook}.ipynb,"))]
                 for task_id in reached:
                     charged.setdefault(task_id, []).append(f)
         for t in self.tasks:
