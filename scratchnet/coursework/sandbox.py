@@ -95,9 +95,9 @@ def _pids_controller() -> Path | None:
 class Sandbox:
     """How the grader runs a submission's processes (see the module's docstring)."""
 
-    def __init__(self, limits: Limits = Limits(), *, use_bwrap: bool = True) -> None:
+    def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
-        self.bwrap = find_bwrap() if use_bwrap else None
+        self.bwrap = find_bwrap()
         self.pids = _pids_controller()
 
     def warning(self) -> str | None:
