@@ -779,6 +779,9 @@ def run_grade(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:        # Ctrl-C or SIGTERM: the grader kills its processes and removes its folders
+        if args.resume and not args.csv.exists():
+            print(f"--resume: {args.csv} does not exist yet: grading every submission",
+                  file=sys.stderr)
         with report:
             skip = report.done()
             if skip:
@@ -790,8 +793,8 @@ def run_grade(args: argparse.Namespace) -> int:
                             log=lambda line: print(line, file=sys.stderr, flush=True)) \
                 if todo else []
     except KeyboardInterrupt:
-        kept = f"; the {report.added} graded are in {args.csv}" if args.csv and report.added \
-            else ""
+        kept = (f"; {len(report.rows)} of {len(paths)} submission(s) are in {args.csv}: run "
+                "again with --resume to go on") if args.csv and report.rows else ""
         print(f"\ninterrupted: grading stopped, its processes and temporary folders removed{kept}",
               file=sys.stderr)
         return 130

@@ -96,6 +96,17 @@ def test_the_cli_streams_rows_and_feedback_and_resumes(class_of_three, tmp_path,
     assert "--resume needs --csv FILE" in capsys.readouterr().err
 
 
+def test_a_failing_graded_cell_names_the_cell_above_it_that_failed(class_of_three):
+    """An untouched exercise: its test cell fails with a NameError, whose cause is the solution
+    cell above it; the reason says so."""
+    from scratchnet.coursework.grade import grade
+
+    (r,) = grade([class_of_three[2]], tasks="T04.6")
+    reason = " ".join(r.scores["T04.6"].reasons)
+    assert "(an earlier cell failed: your cell T04_6_solution: NotImplementedError" in reason, \
+        reason
+
+
 def test_ctrl_c_keeps_the_rows_already_written(class_of_three, tmp_path):
     looping = write_handout(tmp_path / "looping", blank={"T02.1"})
     relu = looping / "scratchnet" / "activations.py"
@@ -116,7 +127,7 @@ def test_ctrl_c_keeps_the_rows_already_written(class_of_three, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "the 2 graded are in" in err
+    assert "2 of 3 submission(s) are in" in err and "--resume" in err
     assert [r["submission"] for r in csv.DictReader(table.open())] == ["alice", "bob"]
 
 

@@ -80,17 +80,25 @@ class ClassReport:
 
     def __init__(self, tasks: Sequence[Task], csv_path: str | os.PathLike | None,
                  feedback_dir: str | os.PathLike | None = None, *, resume: bool = False) -> None:
-        self.tasks, self.resume, self.added = list(tasks), resume, 0
+        self.tasks, self.resume = list(tasks), resume
         self.header = columns(self.tasks)
         self.csv = Path(csv_path) if csv_path is not None else None
         self.feedback = Path(feedback_dir) if feedback_dir is not None else None
         self.rows: list[list[str]] = []
 
     def __enter__(self) -> Self:
+        """Read the rows to keep (with `resume`), and write the header and make the feedback
+        folder now, so that an unwritable place stops the run before anything is graded."""
         if self.resume and self.csv is not None and self.csv.exists():
             self.rows = self._read()
         if self.feedback is not None:
-            self.feedback.mkdir(parents=True, exist_ok=True)
+            try:
+                self.feedback.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"--feedback {self.feedback}: cannot make this folder "
+                                 f"({e.strerror or e})") from None
+        if self.csv is not None:
+            self._write()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,7 +127,6 @@ class ClassReport:
         if self.feedback is not None:
             atomic_write(self.feedback / feedback_name(result.name),
                          lambda f: f.write(feedback_markdown(result)), text=True)
-        self.added += 1
 
     def _write(self) -> None:
         buffer = io.StringIO()

@@ -318,6 +318,7 @@ def _run_notebook(job: dict, out: str) -> None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM,
                                                           None)
             _write(out, {"event": "started" if first else "restarted"})
+            earlier = None      # the last error since the last graded cell, which may explain it
             for index, cell in enumerate(nb.cells):
                 grade_id = (cell.get("metadata", {}).get("nbgrader", {}) or {}).get("grade_id")
                 if time.monotonic() > deadline:
@@ -357,8 +358,15 @@ def _run_notebook(job: dict, out: str) -> None:
                     recorded.add(grade_id)
                     stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
                                  for o in cell.outputs)
+                    if error and earlier:
+                        error = f"{error}\n(an earlier cell failed: {earlier})"
                     _write(out, {"event": "cell", "grade_id": grade_id, "error": error,
                                  "stderr": stderr})
+                    earlier = None
+                elif error:
+                    where = (f"your cell {grade_id}" if grade_id
+                             else f"cell {index - 1} of the notebook")      # 0 is the prelude
+                    earlier = f"{where}: {first_line(error)}"
         return None
 
     async def main() -> None:
