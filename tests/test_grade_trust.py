@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from scratchnet.coursework.grade import grade
-from scratchnet.coursework.handout import write_handout
+from scratchnet.coursework.handout import cell_task, write_handout
 from scratchnet.coursework.sandbox import Sandbox
 from scratchnet.coursework.scan import Cell, scan_cells, scan_source
 from scratchnet.coursework.tasks import task
@@ -59,7 +59,7 @@ def prepend(path: Path, code: str) -> None:
 def set_cell(folder: Path, grade_id: str, source: str, *, before: bool = False) -> None:
     """Replace the source of the notebook cell `grade_id` (or, with `before`, add a cell of the
     student's just before it)."""
-    path = folder / "notebooks" / f"{task(grade_id.split('_solution')[0].replace('_', '.', 1)).notebook}.ipynb"
+    path = folder / "notebooks" / f"{task(cell_task(grade_id)).notebook}.ipynb"
     nb = json.loads(path.read_text())
     at = next(i for i, c in enumerate(nb["cells"])
               if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)

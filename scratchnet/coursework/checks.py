@@ -30,13 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .guard import PACKAGE, is_student_file
 from .tasks import BY_ID, Task, task
 
 __all__ = ["CheckFailed", "expect_close", "expect_gradcheck", "expect_true", "is_student_file",
            "reporting_crashes"]
 
-PACKAGE = Path(__file__).resolve().parents[1]
-NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
 
 
 class CheckFailed(AssertionError):
@@ -212,17 +211,6 @@ def expect_true(cond: object, message: str) -> None:
 
 # -- crashes in the student's code -------------------------------------------------------------
 _CALL = "_scratchnet_call"          # the attribute of an exception that remembers its call
-
-
-@functools.cache
-def is_student_file(filename: str) -> bool:
-    """Whether `filename` is the student's package code: scratchnet's files but coursework/,
-    gradcheck.py and interop.py."""
-    try:
-        parts = Path(filename).resolve().relative_to(PACKAGE).parts
-    except ValueError:
-        return False
-    return not parts or parts[0] not in NOT_STUDENT_CODE
 
 
 @dataclass(frozen=True)

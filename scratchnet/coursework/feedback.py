@@ -14,7 +14,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -34,6 +34,15 @@ def csv_row(result, tasks: Sequence[Task]) -> list[str]:
     return [result.name, *("" if scores[t.id].points is None else f"{scores[t.id].points:g}"
                            for t in tasks),
             f"{result.total:g}", f"{result.max:g}", "; ".join(map(str, result.flags))]
+
+
+def table_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A CSV table as text: the header, then the rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def feedback_name(name: str) -> str:
@@ -129,8 +138,5 @@ class ClassReport:
                          lambda f: f.write(feedback_markdown(result)), text=True)
 
     def _write(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(self.header)
-        writer.writerows(self.rows)
-        atomic_write(self.csv, lambda f: f.write(buffer.getvalue()), text=True)
+        text = table_text(self.header, self.rows)
+        atomic_write(self.csv, lambda f: f.write(text), text=True)

@@ -40,7 +40,6 @@ one notebook `20 × timeout`; a pytest run `20 × timeout` (each rerun of one ta
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -61,9 +60,9 @@ from pathlib import Path
 
 from ..files import atomic_write
 from . import grade_runtime
-from .feedback import columns, csv_row
+from .feedback import columns, csv_row, table_text
 from .handout import cell_task, default_source, write_handout
-from .regions import MarkerError, without_fast_paths
+from .regions import SOLUTION, MarkerError, find_regions, without_fast_paths
 from .sandbox import Sandbox
 from .scan import Cell, Finding, scan_cells, scan_source, torch_aliases
 from .tasks import NOTEBOOKS, TASKS, Task
@@ -204,16 +203,11 @@ def _grading(cell: dict) -> str | None:
 
 def _scaffold(source: str) -> frozenset[str]:
     """The stripped lines of a solution cell outside its `### BEGIN/END SOLUTION` region."""
-    lines, inside = set(), False
-    for line in source.splitlines():
-        mark = line.strip()
-        if mark == "### BEGIN SOLUTION":
-            inside = True
-        elif mark == "### END SOLUTION":
-            inside = False
-        elif not inside and mark:
-            lines.add(mark)
-    return frozenset(lines)
+    lines = source.split("\n")
+    inside = {i for r in find_regions(source) if r.kind == SOLUTION
+              for i in range(r.begin, r.end + 1)}
+    return frozenset(line.strip() for i, line in enumerate(lines)
+                     if i not in inside and line.strip())
 
 
 def parse_tasks(spec: str | Iterable[str] | None) -> list[Task]:
@@ -1223,10 +1217,5 @@ def write_csv(results: Sequence[SubmissionResult], path: str | os.PathLike) -> P
     graded by hand), total, max, flags (what the scan found, '; '-separated). Written to a
     temporary file and renamed into place."""
     tasks = [s.task for s in results[0].scores.values()] if results else []
-
-    def write(f) -> None:
-        w = csv.writer(f)
-        w.writerow(columns(tasks))
-        w.writerows(csv_row(r, tasks) for r in results)
-
-    return atomic_write(path, write, text=True)
+    text = table_text(columns(tasks), (csv_row(r, tasks) for r in results))
+    return atomic_write(path, lambda f: f.write(text), text=True)

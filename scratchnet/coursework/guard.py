@@ -1,6 +1,7 @@
 """The runtime half of the grader's purity rule: every function that would do a task for the
 student — torch.nn.functional's (fold and unfold while `allow_fold` is off), the names of the
-torch namespace that are the same objects (`torch.conv2d`), torch.nn modules' calls, autograd
+torch namespace that are the same objects (`torch.conv2d`), torch.nn.init's, torch.nn modules'
+calls, autograd
 (`torch.autograd.backward`/`grad` and their functional forms, `Tensor.backward`,
 `Tensor.requires_grad_`), torch.func and the optimizers' steps — is replaced, under every name
 that refers to it, by a wrapper that raises `ForbiddenAPI` when the student's code is on the call
@@ -8,19 +9,13 @@ stack. Installed before the student's package is imported, it also catches what 
 bound at import (`from torch.nn.functional import conv2d` binds the wrapper).
 
 It imports nothing of `scratchnet` (importing the package runs the student's code), so the task
-tests' conftest and the grader's notebook kernels load it by its path:
-
-    guard = load(Path(".../scratchnet/coursework/guard.py"));  guard.install()
-
-The student's code: the package's files but coursework/, gradcheck.py and interop.py, and, once
-`cells_are_students()` is called (in a grading kernel), every notebook cell the grader has not
-registered with `trust_cell`.
+tests' conftest and the grader's notebook kernels load it by its path, as `scratchnet_guard`, and
+call `install()`. The student's code: the package's files but coursework/, gradcheck.py and
+interop.py (`is_student_file`, which `checks` uses too).
 """
 from __future__ import annotations
 
 import functools
-import importlib.util
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,15 +23,11 @@ from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parents[1]
 NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
-CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-)")
-MODULE_NAME = "scratchnet_guard"
 
 active = True              # the task tests switch it on for each task's tests only
 allow_fold = True          # off in the tests of the tasks that write fold and unfold
 task: str | None = None    # the task whose tests run, for the message
 hits: list[str] = []       # what was refused, in order
-_cells = False
-_trusted: set[str] = set()
 _installed = False
 
 
@@ -44,41 +35,15 @@ class ForbiddenAPI(RuntimeError):
     """The student's code called a function that would do the task for it."""
 
 
-def load(path: str | Path) -> ModuleType:
-    """This module, loaded from `path` once per process, as `scratchnet_guard`."""
-    if MODULE_NAME in sys.modules:
-        return sys.modules[MODULE_NAME]
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.lru_cache(maxsize=4096)
-def _package_file(filename: str) -> bool:
+@functools.cache
+def is_student_file(filename: str) -> bool:
+    """Whether `filename` is the student's package code: scratchnet's files but coursework/,
+    gradcheck.py and interop.py."""
     try:
         parts = Path(filename).resolve().relative_to(PACKAGE).parts
     except (ValueError, OSError):
         return False
     return not parts or parts[0] not in NOT_STUDENT_CODE
-
-
-def is_student_file(filename: str) -> bool:
-    if _package_file(filename):
-        return True
-    return _cells and bool(CELL_FILE.search(filename)) and filename not in _trusted
-
-
-def cells_are_students() -> None:
-    """In a grading kernel: notebook cells are the student's unless registered as trusted."""
-    global _cells
-    _cells = True
-
-
-def trust_cell(filename: str) -> None:
-    """Register the file name under which the kernel runs one of the grader's cells."""
-    _trusted.add(filename)
 
 
 def _from_student() -> bool:
@@ -128,6 +93,7 @@ def install() -> None:
     import torch.autograd.functional
     import torch.func
     import torch.nn.functional as F
+    import torch.nn.init
     import torch.optim
 
     targets: dict[int, tuple[Callable, str, bool]] = {}     # id → (original, label, fold)
@@ -138,13 +104,13 @@ def install() -> None:
                                        name in ("fold", "unfold")))
     for module, prefix in ((torch.autograd, "torch.autograd"),
                            (torch.autograd.functional, "torch.autograd.functional"),
-                           (torch.func, "torch.func")):
+                           (torch.func, "torch.func"), (torch.nn.init, "torch.nn.init")):
         for name in (n for n in dir(module) if not n.startswith("_")):
             value = getattr(module, name)
             if callable(value) and not isinstance(value, type) \
                     and not isinstance(value, ModuleType):
                 targets.setdefault(id(value), (value, f"{prefix}.{name}", False))
-    namespaces = [torch, F, torch.autograd, torch.autograd.functional, torch.func,
+    namespaces = [torch, F, torch.autograd, torch.autograd.functional, torch.func, torch.nn.init,
                   torch._C._nn, torch._C._VariableFunctions]
     wrappers: dict[int, Callable] = {}     # one wrapper per function: torch.conv2d stays F.conv2d
     for space in namespaces:

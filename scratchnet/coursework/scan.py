@@ -25,6 +25,8 @@ import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .regions import functions
+
 FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim", "torch._C", "torch.ops",
              "torch.library", "torch._refs", "torch._prims", "torch._decomp", "torch._dynamo",
              "torch._functorch", "torch.vmap", "torch.enable_grad", "torch.set_grad_enabled",
@@ -130,8 +132,7 @@ class _Scanner(ast.NodeVisitor):
             self.bound[alias.asname or alias.name] = full
 
     def imported(self, node: ast.AST, name: str) -> None:
-        if self.forbidden(name) or (name.startswith("torch.nn.functional")
-                                    and not self.allow_fold and name.endswith("*")):
+        if self.forbidden(name):
             self.report(node, name, "forbidden API")
         elif _under(name, INDIRECT_MODULES) or name in ("sys.modules", "os._exit"):
             self.report(node, name, "indirect access")
@@ -195,18 +196,10 @@ class _Scanner(ast.NodeVisitor):
 def _function_spans(tree: ast.Module) -> dict[str, tuple[int, int, set[str]]]:
     """qualname → (first line, last line, the names it refers to) for every function."""
     spans: dict[str, tuple[int, int, set[str]]] = {}
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = prefix + child.name
-                if not isinstance(child, ast.ClassDef):
-                    refs = {n.id for n in ast.walk(child) if isinstance(n, ast.Name)}
-                    refs |= {n.attr for n in ast.walk(child) if isinstance(n, ast.Attribute)}
-                    spans[name] = (child.lineno, child.end_lineno or child.lineno, refs)
-                visit(child, name + ".")
-
-    visit(tree, "")
+    for name, node in functions(tree):
+        refs = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        refs |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        spans[name] = (node.lineno, node.end_lineno or node.lineno, refs)
     return spans
 
 
@@ -257,7 +250,7 @@ def scan_source(text: str, file: str, tasks: Mapping[str, str] | None = None, *,
     return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
 
 
-def _python(source: str) -> str:
+def cell_python(source: str) -> str:
     """A notebook cell's source as Python: IPython's magics and shell lines blanked, so that line
     numbers stay the cell's."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
@@ -300,16 +293,20 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
     parsed = []
     for cell in cells:
         try:
-            parsed.append((cell, ast.parse(_python(cell.source))))
+            parsed.append((cell, ast.parse(cell_python(cell.source))))
         except (SyntaxError, ValueError):
             continue
     ungraded = set().union(*(_defined(t) for c, t in parsed if c.kind != "graded")) \
         if parsed else set()
+    # what the graded cells from each position on define, for the cells before them
+    defined_below: list[set[str]] = [set()]
+    for cell, tree in reversed(parsed):
+        own = _top_level_names(tree) if cell.kind == "graded" else set()
+        defined_below.insert(0, defined_below[0] | own)
     scanner = _Scanner("", aliases, allow_fold=True)
     findings: list[Finding] = []
     for k, (cell, tree) in enumerate(parsed):
-        later = set().union(*(graded_names([c.source]) for c, _ in parsed[k + 1:]
-                              if c.kind == "graded")) - ungraded
+        later = defined_below[k + 1] - ungraded
         scanner.found = []
         scanner.allow_fold = cell.task not in FOLD_TASKS
         scanner.visit(tree)
@@ -330,18 +327,13 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
     return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
 
 
-def graded_names(sources: Iterable[str]) -> set[str]:
-    """The names that graded cells define at their top level (functions, classes, variables)."""
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a cell defines at its top level (functions, classes, variables)."""
     names: set[str] = set()
-    for source in sources:
-        try:
-            tree = ast.parse(_python(source))
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
     return names

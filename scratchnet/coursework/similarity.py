@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import atomic_write
-from .regions import without_fast_paths
+from .handout import cell_task
+from .regions import functions, without_fast_paths
+from .scan import cell_python
 from .tasks import TASKS
 
 DEFAULT_THRESHOLD = 0.5
@@ -36,16 +38,11 @@ class Pair:
 
 def _function_source(text: str, qualname: str) -> str | None:
     try:
-        node: ast.AST = ast.parse(text)
+        tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    for name in qualname.split("."):
-        node = next((n for n in ast.iter_child_nodes(node)
-                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == name), None)
-        if node is None:
-            return None
-    return ast.get_source_segment(text, node)
+    node = dict(functions(tree)).get(qualname)
+    return ast.get_source_segment(text, node) if node is not None else None
 
 
 def task_code(folder: Path) -> dict[str, str]:
@@ -69,12 +66,9 @@ def task_code(folder: Path) -> dict[str, str]:
             continue
         for cell in cells:
             meta = (cell.get("metadata", {}) or {}).get("nbgrader", {}) or {}
-            gid = str(meta.get("grade_id", ""))
-            if meta.get("solution") and "_solution" in gid and cell.get("cell_type") == "code":
-                task_id = gid.split("_solution")[0].replace("_", ".", 1)
-                source = "".join(cell.get("source", ""))
-                source = "\n".join(line for line in source.splitlines()
-                                   if not line.lstrip().startswith(("%", "!")))
+            task_id = cell_task(meta.get("grade_id"))
+            if meta.get("solution") and task_id and cell.get("cell_type") == "code":
+                source = cell_python("".join(cell.get("source", "")))
                 code[task_id] = code.get(task_id, "") + source + "\n\n"
     return code
 
