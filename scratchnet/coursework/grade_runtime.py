@@ -12,6 +12,13 @@ $SCRATCHNET_GRADE_ROOT set, the run stops at once unless `import scratchnet` is 
 absent, not the instructor's (which an editable install would otherwise supply).
 notebooks: `python scratchnet_grade_runtime.py JOB.json` (see `run_notebook`); on SIGTERM the
 runner kills its kernel (while that child of its own is alive) and exits.
+
+The task tests' student side: `python scratchnet_grade_runtime.py --probes DIR` (`serve`) is the
+only process that imports the student's package. It runs the probe functions of DIR (the
+instructor's `tests/tasks/probes/`) on the arguments the tests send and sends back what they
+return, as data: messages are `torch.save` bytes, read with `torch.load(weights_only=True)`,
+which builds tensors, numbers, strings and containers and runs no code. The tests, in a process
+of their own, compare the values with their references (`scratchnet.coursework.student`).
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from pathlib import Path
 
 RESULTS_ENV = "SCRATCHNET_GRADE_RESULTS"
 ROOT_ENV = "SCRATCHNET_GRADE_ROOT"
+WORKER_ENV = "SCRATCHNET_GRADE_WORKER"     # how the tests start the student's side (JSON)
 TIMEOUT_ENV = "SCRATCHNET_GRADE_TIMEOUT"
 WRONG_PACKAGE_EXIT = 4
 KERNELS = 4                # a notebook's kernels: the first, and one after each death
@@ -62,10 +70,11 @@ def _inside(file: str | None, root: str) -> bool:
     return True
 
 
-def install_guard() -> None:
+def install_guard(active: bool = True) -> None:
     """The purity guard (scratchnet/coursework/guard.py of the folder being graded, loaded by
-    its path), before the student's package is imported: in a kernel, the package's functions
-    that would do a task (bound at import or not) raise when the student's package calls them."""
+    its path), before the student's package is imported: in a kernel (`active`), the package's
+    functions that would do a task (bound at import or not) raise when the student's package
+    calls them; in the task tests' worker, while a task's code runs (`guard.checking`)."""
     import importlib.util
 
     root = os.environ.get(ROOT_ENV)
@@ -77,6 +86,7 @@ def install_guard() -> None:
     sys.modules["scratchnet_guard"] = guard
     spec.loader.exec_module(guard)
     guard.install()
+    guard.active = active
 
 
 def check_origin(root: str | None) -> tuple[str | None, str | None]:
@@ -143,6 +153,8 @@ def _message(report) -> str:
 def pytest_sessionstart(session) -> None:
     import pytest
 
+    if os.environ.get(WORKER_ENV):      # the student's package is in the worker: it reports it
+        return
     out = os.environ.get(RESULTS_ENV)
     origin, error = check_origin(os.environ.get(ROOT_ENV))
     _write(out, {"event": "origin", "file": origin, "error": error, "executable": sys.executable})
@@ -198,6 +210,113 @@ def pytest_runtest_logreport(report) -> None:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     _write(os.environ.get(RESULTS_ENV), {"event": "finished", "exitstatus": int(exitstatus)})
+
+
+# ---------------------------------------------------------------------------------------------
+# the student's side of the task tests
+
+MAX_MESSAGE = 256 * 2**20          # bytes: a reply larger than this is refused
+
+
+def encode(value: object) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> object:
+    """What `encode` wrote, rebuilt without running code (torch's weights-only unpickler)."""
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def send(stream, payload: bytes) -> None:
+    stream.write(len(payload).to_bytes(8, "little") + payload)
+    stream.flush()
+
+
+def receive(stream) -> bytes | None:
+    """The next message, or None at the end of the stream."""
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    data = stream.read(int.from_bytes(header, "little"))
+    return data if len(data) == int.from_bytes(header, "little") else None
+
+
+def _where_raised(error: BaseException) -> str:
+    """'  at scratchnet/conv.py:12, in conv2d_forward: …' for the innermost frame of the
+    student's package, or ''."""
+    import traceback
+
+    guard = sys.modules.get("scratchnet_guard")
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if guard is not None and guard.is_student_file(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    path = Path(frame.filename).resolve().relative_to(guard.PACKAGE.parent).as_posix()
+    return f"\n  at {path}:{frame.lineno}, in {frame.name}" + (f": {frame.line}" if frame.line
+                                                               else "")
+
+
+def call_probe(task: str, module: str, function: str, args: tuple, kwargs: dict) -> dict:
+    """Run probes.<module>.<function>(*args, **kwargs) as task `task`'s code: the guard refuses
+    the forbidden functions, and an exception in the task's functions is described as
+    `reporting_crashes` does. → {"value": what it returned} or {"error": a message}."""
+    import importlib
+    from contextlib import nullcontext
+
+    from scratchnet.coursework.checks import CheckFailed, _is_stub, reporting_crashes
+
+    guard = sys.modules.get("scratchnet_guard")
+    try:
+        probe = getattr(importlib.import_module(f"probes.{module}"), function)
+        with guard.checking(task) if guard is not None else nullcontext():
+            with reporting_crashes(task):
+                return {"value": probe(*args, **kwargs)}
+    except CheckFailed as e:
+        return {"error": str(e)}
+    except NotImplementedError as e:
+        if _is_stub(e):                  # a blank task: its message says what to write
+            return {"error": str(e)}
+        return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - whatever the student's code raises, SystemExit too
+        return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
+
+
+def serve(probes: str) -> None:
+    """The worker: answer the requests on stdin (`call_probe`'s arguments) on the stdout it was
+    given; what the student's code prints goes to stderr. Its first message says where
+    `import scratchnet` came from."""
+    protocol_in = os.fdopen(os.dup(0), "rb")
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    sys.path.insert(0, probes)
+    confine_package()
+    install_guard(active=False)
+    origin, error = check_origin(os.environ.get(ROOT_ENV))
+    send(protocol_out, encode({"origin": origin, "error": error, "executable": sys.executable}))
+    while (request := receive(protocol_in)) is not None:
+        request = decode(request)
+        reply = {"error": error} if error else call_probe(**request)
+        try:
+            payload = encode(reply)
+        except BaseException as e:  # noqa: BLE001 - a value that is not data
+            payload = encode({"error": f"what the code returned is not data a test can read "
+                                       f"({type(e).__name__}: {first_line(str(e))})"})
+        send(protocol_out, payload)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,4 +503,7 @@ def _run_notebook(job: dict, out: str) -> None:
 
 
 if __name__ == "__main__":
-    run_notebook(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))
+    if sys.argv[1] == "--probes":
+        serve(sys.argv[2])
+    else:
+        run_notebook(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))

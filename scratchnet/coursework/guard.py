@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parents[1]
 NOT_STUDENT_CODE = ("coursework", "gradcheck.py", "interop.py")
+FOLD_TASKS = frozenset({"T04.1", "T04.2"})    # the tasks that write fold and unfold
 
 active = True              # the task tests switch it on for each task's tests only
 allow_fold = True          # off in the tests of the tasks that write fold and unfold
@@ -33,6 +35,18 @@ _installed = False
 
 class ForbiddenAPI(RuntimeError):
     """The student's code called a function that would do the task for it."""
+
+
+@contextmanager
+def checking(task_id: str) -> Iterator[None]:
+    """Refuse the forbidden functions to the student's code while task `task_id`'s code runs
+    (fold and unfold too in FOLD_TASKS)."""
+    global active, task, allow_fold
+    active, task, allow_fold = True, task_id, task_id not in FOLD_TASKS
+    try:
+        yield
+    finally:
+        active, task, allow_fold = False, None, True
 
 
 @functools.cache

@@ -1,33 +1,42 @@
 """The graded tests of the package tasks: `pytest -m T04` (a notebook's tasks), `-m T04_4` (one).
 
-Self-contained (it ships alone in the hand-out). It
-- registers a marker per task and per notebook from the registry, so `--strict-markers` works;
-- runs every test on one thread (the tensors are tiny) with torch's autograd off, as the
+Self-contained (it ships alone in the hand-out). The tests never touch the student's objects:
+they call probe functions (`probes/`, named after the test module: test_t04_convolution.py →
+probes/t04_convolution.py) through the `student` fixture — `student.conv_forward(case)` — which
+run the student's code and return plain data, and they compare that data with torch's results
+here. Run by the grader, the probes run in a sandboxed process of their own and nothing the
+student's code does can reach a verdict (scratchnet/coursework/student.py); run here by a
+student, they run in this process. Either way:
+- a marker per task and per notebook comes from the registry, so `--strict-markers` works;
+- every test runs on one thread (the tensors are tiny) with torch's autograd off, as the
   notebooks do; references turn it on locally with `torch.enable_grad()`;
-- keeps the Hypothesis examples few and reproducible (profile "scratchnet-tasks"; no "explain"
+- the Hypothesis examples are few and reproducible (profile "scratchnet-tasks"; no "explain"
   phase, which costs seconds per failing test);
-- guards purity (scratchnet/coursework/guard.py, installed before the package is imported, so
-  that a name the package binds at import is guarded too): while a task's test runs,
-  torch.nn.functional (but fold/unfold), torch.nn modules, autograd, torch.func and torch.optim's
-  steps raise when called from the student's package code — the test's own torch references
-  still use them. In T04.1/T04.2 tests fold/unfold raise too;
-- runs tests with an `impl` argument once with the layers' default implementation and, in the
-  solution edition (which still has the fast paths), once more with impl="reference";
-- reports an exception raised in the task's code as a CheckFailed that names the call (function,
-  shapes, arguments), the line that raised and the task's hint (checks.reporting_crashes), the
-  original exception's traceback shown above it.
+- while a probe runs the task's code, the purity guard (scratchnet/coursework/guard.py,
+  installed before the package is imported, so that a name the package binds at import is
+  guarded too) refuses torch.nn.functional (but fold/unfold, refused too in T04.1/T04.2), torch.nn
+  modules, autograd, torch.func and torch.optim's steps to the student's package code;
+- an exception raised in the task's code fails the test with a message that names the call
+  (function, shapes, arguments), the line that raised and the task's hint;
+- tests with an `impl` argument run once with the layers' default implementation and, in the
+  solution edition (which still has the fast paths), once more with impl="reference".
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
+
+WORKER = bool(os.environ.get("SCRATCHNET_GRADE_WORKER"))    # the grader's: probes run elsewhere
 
 
 def _load_guard():
@@ -43,12 +52,13 @@ def _load_guard():
     return module
 
 
-guard = _load_guard()
-guard.install()
-guard.active = False
+if not WORKER:
+    guard = _load_guard()
+    guard.install()
+    guard.active = False
 
 import scratchnet  # after the guard
-from scratchnet.coursework.checks import reporting_crashes
+from scratchnet.coursework.student import Student
 from scratchnet.coursework.tasks import TASKS, task
 
 PROFILE = "scratchnet-tasks"
@@ -60,9 +70,9 @@ settings.register_profile(
                            HealthCheck.function_scoped_fixture])
 
 PACKAGE = Path(scratchnet.__file__).resolve().parent
-FOLD_TASKS = {"T04.1", "T04.2"}
-SOLUTION_EDITION = any("### BEGIN SOLUTION" in path.read_text(encoding="utf-8")
-                       for path in PACKAGE.rglob("*.py") if "coursework" not in path.parts)
+SOLUTION_EDITION = not WORKER and any(
+    "### BEGIN SOLUTION" in path.read_text(encoding="utf-8")
+    for path in PACKAGE.rglob("*.py") if "coursework" not in path.parts)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,23 +134,29 @@ def _task_of(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.fixture(autouse=True)
-def _purity(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Forbid, for the student's code, what would do the task for them."""
+@pytest.fixture(scope="session")
+def _student_code() -> Iterator[Student]:
+    code = Student.from_environment()
+    yield code
+    code.close()
+
+
+class Probes:
+    """`student.name(*args, **kwargs)`: probes/<module>.py's `name`, run as task `task`'s code;
+    → the data it returned."""
+
+    def __init__(self, code: Student, task: str, module: str) -> None:
+        self._code, self._task, self._module = code, task, module
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return functools.partial(self._code.call, self._task, self._module, name)
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest, _student_code: Student) -> Probes:
     task_id = _task_of(request.node)
-    guard.active, guard.task = task_id is not None, task_id
-    guard.allow_fold = task_id not in FOLD_TASKS
-    yield
-    guard.active, guard.task, guard.allow_fold = False, None, True
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function):
-    """Run a task's test under `reporting_crashes`: an exception in the student's code names its
-    case and the task's hint."""
-    __tracebackhide__ = True
-    task_id = _task_of(pyfuncitem)
     if task_id is None:
-        return (yield)
-    with reporting_crashes(task_id):
-        return (yield)
+        raise pytest.UsageError(f"{request.node.nodeid} uses `student` but has no task marker")
+    return Probes(_student_code, task_id, request.module.__name__.removeprefix("test_"))

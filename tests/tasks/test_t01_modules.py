@@ -1,5 +1,6 @@
 """Notebook 01 · Modules and the chain rule: T01.1 Linear.forward, T01.2 Linear.backward,
-T01.3 Sequential.forward/backward. References: torch (F.linear, autograd) in float64."""
+T01.3 Sequential.forward/backward. The student's side: probes/t01_modules.py. References: torch
+(F.linear, autograd) in float64."""
 from __future__ import annotations
 
 import pytest
@@ -9,14 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-import scratchnet as sn
 from scratchnet.coursework.checks import expect_close, expect_true
 from scratchnet.coursework.references import randn, torch_grads
 
 pytestmark = pytest.mark.T01
 TOL = {"rtol": 1e-10, "atol": 1e-12}
-
-
 
 
 @st.composite
@@ -29,12 +27,11 @@ def linear_cases(draw: st.DrawFn) -> dict:
             "seed": draw(st.integers(0, 2**31))}
 
 
-def make_linear(case: dict) -> tuple[sn.Linear, Tensor]:
-    layer = sn.Linear(case["fan_in"], case["fan_out"], bias=case["bias"], dtype=torch.float64)
-    layer.weight.copy_(randn(tuple(layer.weight.shape), case["seed"]))
-    if layer.bias is not None:
-        layer.bias.copy_(randn(tuple(layer.bias.shape), case["seed"] + 1))
-    return layer, randn((*case["lead"], case["fan_in"]), case["seed"] + 2)
+def make_linear(case: dict) -> tuple[Tensor, Tensor | None, Tensor]:
+    """A Linear layer's weight (out, in), bias (out,) or None, and an input x: (*lead, in)."""
+    weight = randn((case["fan_out"], case["fan_in"]), case["seed"])
+    bias = randn((case["fan_out"],), case["seed"] + 1) if case["bias"] else None
+    return weight, bias, randn((*case["lead"], case["fan_in"]), case["seed"] + 2)
 
 
 FORWARD_HINT = ("y = x·Wᵀ + b, with W of shape (out_features, in_features) and b added to every "
@@ -44,20 +41,21 @@ FORWARD_HINT = ("y = x·Wᵀ + b, with W of shape (out_features, in_features) an
 
 @pytest.mark.T01_1
 @given(case=linear_cases())
-def test_linear_forward(case):
-    layer, x = make_linear(case)
-    x_before = x.clone()
-    want = F.linear(x, layer.weight, layer.bias)
-    y = layer(x)
-    expect_close(y, want, "the output y = x·Wᵀ + b", **TOL, hint=FORWARD_HINT)
-    expect_close(x, x_before, "the input x after forward", rtol=0, atol=0,
+def test_linear_forward(student, case):
+    weight, bias, x = make_linear(case)
+    got = student.linear_forward(weight, bias, x)
+    expect_close(got["y"], F.linear(x, weight, bias), "the output y = x·Wᵀ + b", **TOL,
+                 hint=FORWARD_HINT)
+    expect_close(got["x"], x, "the input x after forward", rtol=0, atol=0,
                  hint="forward must not change its input in place")
 
 
 @pytest.mark.T01_1
-def test_linear_forward_without_bias():
-    layer, x = make_linear({"fan_in": 4, "fan_out": 3, "lead": (5,), "bias": False, "seed": 0})
-    expect_close(layer(x), x @ layer.weight.T, "the output y = x·Wᵀ (bias=False)", **TOL,
+def test_linear_forward_without_bias(student):
+    weight, bias, x = make_linear({"fan_in": 4, "fan_out": 3, "lead": (5,), "bias": False,
+                                   "seed": 0})
+    expect_close(student.linear_forward(weight, bias, x)["y"], x @ weight.T,
+                 "the output y = x·Wᵀ (bias=False)", **TOL,
                  hint="with bias=False, self.bias is None: add it only when it is not None")
 
 
@@ -72,130 +70,59 @@ ACCUMULATE_HINT = ("gradients accumulate: add to p.grad with self.accumulate_gra
                    "backward without zero_grad() must double the gradients")
 
 
-def linear_reference(layer: sn.Linear, x: Tensor, g: Tensor) -> tuple[Tensor, list[Tensor]]:
-    params = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
-    return torch_grads(lambda x, *p: F.linear(x, *p), [x, *params], g)
+def linear_reference(weight: Tensor, bias: Tensor | None, x: Tensor,
+                     g: Tensor) -> list[Tensor]:
+    """[∂L/∂x, ∂L/∂W] (+ [∂L/∂b] with a bias), by torch autograd."""
+    params = [weight] + ([bias] if bias is not None else [])
+    return torch_grads(lambda x, *p: F.linear(x, *p), [x, *params], g)[1]
 
 
 @pytest.mark.T01_2
 @given(case=linear_cases())
-def test_linear_backward(case):
-    layer, x = make_linear(case)
+def test_linear_backward(student, case):
+    weight, bias, x = make_linear(case)
     g = randn((*case["lead"], case["fan_out"]), case["seed"] + 3)
-    _, (dx, dw, *db) = linear_reference(layer, x, g)
-    layer(x)
-    got = layer.backward(g)
-    expect_close(got, dx, "∂L/∂x (what backward returns)", **TOL, hint=DX_HINT)
-    expect_close(layer.weight.grad, dw, "∂L/∂W (weight.grad)", **TOL, hint=DW_HINT)
-    if layer.bias is not None:
-        expect_close(layer.bias.grad, db[0], "∂L/∂b (bias.grad)", **TOL, hint=DB_HINT)
+    dx, dw, *db = linear_reference(weight, bias, x, g)
+    got = student.linear_backward(weight, bias, x, g)
+    grads = got["grads"][0]
+    expect_close(got["dx"], dx, "∂L/∂x (what backward returns)", **TOL, hint=DX_HINT)
+    expect_close(grads["weight"], dw, "∂L/∂W (weight.grad)", **TOL, hint=DW_HINT)
+    if bias is not None:
+        expect_close(grads["bias"], db[0], "∂L/∂b (bias.grad)", **TOL, hint=DB_HINT)
 
 
 @pytest.mark.T01_2
 @given(case=linear_cases())
-def test_linear_gradients_accumulate(case):
+def test_linear_gradients_accumulate(student, case):
     """A second forward/backward pass without zero_grad() adds the same gradients again: what it
     adds equals what the first pass stored (whether or not that was right, which the other
     tests check)."""
-    layer, x = make_linear(case)
+    weight, bias, x = make_linear(case)
     g = randn((*case["lead"], case["fan_out"]), case["seed"] + 3)
-    layer(x)
-    layer.backward(g)
-    names = ["weight"] + (["bias"] if layer.bias is not None else [])
-    first = {name: getattr(layer, name).grad for name in names}
+    first, second = student.linear_backward(weight, bias, x, g, passes=2)["grads"]
     for name, grad in first.items():
         expect_true(grad is not None, f"backward stored no {name}.grad: {ACCUMULATE_HINT}")
-    first = {name: grad.clone() for name, grad in first.items()}
-    layer(x)
-    layer.backward(g)
-    for name in names:
-        expect_close(getattr(layer, name).grad - first[name], first[name],
+    for name, grad in first.items():
+        expect_close(second[name] - grad, grad,
                      f"what a second backward pass added to {name}.grad", **TOL,
                      hint=ACCUMULATE_HINT)
 
 
 @pytest.mark.T01_2
-def test_linear_backward_without_bias():
-    layer, x = make_linear({"fan_in": 3, "fan_out": 2, "lead": (4,), "bias": False, "seed": 1})
+def test_linear_backward_without_bias(student):
+    weight, bias, x = make_linear({"fan_in": 3, "fan_out": 2, "lead": (4,), "bias": False,
+                                   "seed": 1})
     g = randn((4, 2), 5)
-    _, (dx, dw) = linear_reference(layer, x, g)
-    layer(x)
-    expect_close(layer.backward(g), dx, "∂L/∂x (bias=False)", **TOL, hint=DX_HINT)
-    expect_close(layer.weight.grad, dw, "∂L/∂W (bias=False)", **TOL, hint=DW_HINT)
+    dx, dw = linear_reference(weight, bias, x, g)
+    got = student.linear_backward(weight, bias, x, g)
+    expect_close(got["dx"], dx, "∂L/∂x (bias=False)", **TOL, hint=DX_HINT)
+    expect_close(got["grads"][0]["weight"], dw, "∂L/∂W (bias=False)", **TOL, hint=DW_HINT)
 
 
-# -- T01.3: Sequential, with modules written here (not Linear), so that only Sequential is tested
-class Logged(sn.Module):
-    """A module that records its forward and backward calls in a shared log."""
-
-    def __init__(self, name: str, log: list[str]) -> None:
-        super().__init__()
-        self.name, self.log = name, log
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.log.append(f"{self.name}.forward")
-        return self.compute(x)
-
-    def backward(self, grad_output: Tensor) -> Tensor:
-        self.log.append(f"{self.name}.backward")
-        return self.grad(grad_output)
-
-
-class Scale(Logged):
-    """y = x·a over the last dimension; a: (features,) is a parameter."""
-
-    def __init__(self, a: Tensor, name: str, log: list[str]) -> None:
-        super().__init__(name, log)
-        self.register_parameter("a", a)
-
-    def compute(self, x: Tensor) -> Tensor:
-        self.save_for_backward(x=x)
-        return x * self.a
-
-    def grad(self, g: Tensor) -> Tensor:
-        x = self.saved["x"]
-        self.accumulate_grad("a", (g * x).reshape(-1, x.shape[-1]).sum(0))
-        return g * self.a
-
-    @staticmethod
-    def reference(x: Tensor, a: Tensor) -> Tensor:
-        return x * a
-
-
-class MatMul(Logged):
-    """y = x·M; M: (in, out) is a parameter."""
-
-    def __init__(self, m: Tensor, name: str, log: list[str]) -> None:
-        super().__init__(name, log)
-        self.register_parameter("m", m)
-
-    def compute(self, x: Tensor) -> Tensor:
-        self.save_for_backward(x=x)
-        return x @ self.m
-
-    def grad(self, g: Tensor) -> Tensor:
-        x = self.saved["x"]
-        self.accumulate_grad("m", x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1]))
-        return g @ self.m.T
-
-    @staticmethod
-    def reference(x: Tensor, m: Tensor) -> Tensor:
-        return x @ m
-
-
-class Square(Logged):
-    """y = x², no parameters."""
-
-    def compute(self, x: Tensor) -> Tensor:
-        self.save_for_backward(x=x)
-        return x * x
-
-    def grad(self, g: Tensor) -> Tensor:
-        return 2 * self.saved["x"] * g
-
-    @staticmethod
-    def reference(x: Tensor) -> Tensor:
-        return x * x
+# -- T01.3: Sequential, with modules written in probes/t01_modules.py (not Linear), so that only
+# Sequential is tested. A chain: "scale" (y = x·a over the last dimension), "matmul" (y = x·M)
+# and "square" (y = x²) modules, each logging its forward and backward calls.
+FUNCTIONS = {"scale": lambda x, a: x * a, "matmul": lambda x, m: x @ m, "square": lambda x: x * x}
 
 
 @st.composite
@@ -210,40 +137,40 @@ def chains(draw: st.DrawFn) -> tuple[tuple[str, ...], tuple[int, ...], int, int]
     return kinds, tuple(sizes), draw(st.integers(2, 3), label="N"), draw(st.integers(0, 2**31))
 
 
-def build_chain(chain) -> tuple[list[Logged], list[str], Tensor]:
-    """The modules of a drawn chain (sharing one log) and an input x: (N, features)."""
+def build_chain(chain) -> tuple[list[dict], Tensor]:
+    """The modules of a drawn chain (their descriptions, probes/t01_modules.build) and an input
+    x: (N, features)."""
     kinds, sizes, n, seed = chain
-    log: list[str] = []
-    modules: list[Logged] = []
+    modules: list[dict] = []
     size = iter(sizes[1:])
     width = sizes[0]
     for i, kind in enumerate(kinds):
+        module = {"kind": kind, "name": f"module {i}"}
         if kind == "scale":
-            modules.append(Scale(randn((width,), seed + i), f"module {i}", log))
+            module["param"] = randn((width,), seed + i)
         elif kind == "matmul":
             new = next(size)
-            modules.append(MatMul(randn((width, new), seed + i), f"module {i}", log))
+            module["param"] = randn((width, new), seed + i)
             width = new
-        else:
-            modules.append(Square(f"module {i}", log))
-    return modules, log, randn((n, sizes[0]), seed + 100)
+        modules.append(module)
+    return modules, randn((n, sizes[0]), seed + 100)
 
 
-def chain_function(modules: list[Logged]):
+def chain_function(modules: list[dict]):
     """The chain as a torch function of (x, *parameters)."""
     def run(x: Tensor, *params: Tensor) -> Tensor:
         rest = list(params)
         for m in modules:
-            x = m.reference(x, *[rest.pop(0) for _ in m.parameters()])
+            x = FUNCTIONS[m["kind"]](x, *([rest.pop(0)] if "param" in m else []))
         return x
     return run
 
 
-def chain_reference(modules: list[Logged], x: Tensor, g: Tensor):
-    """∂L/∂x and every parameter's gradient of the chain, by torch autograd."""
-    params = [p for m in modules for p in m.parameters()]
-    _, (dx, *dps) = torch_grads(chain_function(modules), [x, *params], g)
-    return dx, dps
+def chain_reference(modules: list[dict], x: Tensor, g: Tensor):
+    """y, ∂L/∂x and every parameter's gradient of the chain, by torch autograd."""
+    params = [m["param"] for m in modules if "param" in m]
+    y, (dx, *dps) = torch_grads(chain_function(modules), [x, *params], g)
+    return y, dx, dps
 
 
 ORDER_HINT = ("forward calls every module once, in order, each on the previous one's output "
@@ -254,49 +181,57 @@ ORDER_HINT = ("forward calls every module once, in order, each on the previous o
 
 @pytest.mark.T01_3
 @given(chain=chains())
-def test_sequential_forward(chain):
-    modules, log, x = build_chain(chain)
-    want = chain_function(modules)(x, *[p for m in modules for p in m.parameters()])
-    y = sn.Sequential(*modules)(x)
+def test_sequential_forward(student, chain):
+    modules, x = build_chain(chain)
+    want = chain_function(modules)(x, *[m["param"] for m in modules if "param" in m])
+    got = student.sequential({"kind": "sequential", "modules": modules}, x)
+    log = got["forward_calls"]
     expect_true(log == [f"module {i}.forward" for i in range(len(modules))],
                 f"Sequential.forward called {log}, expected each module's forward once, in "
                 f"order.\nHint: {ORDER_HINT}")
-    expect_close(y, want, "the output of Sequential", rtol=1e-10, atol=1e-12, hint=ORDER_HINT)
+    expect_close(got["y"], want, "the output of Sequential", rtol=1e-10, atol=1e-12,
+                 hint=ORDER_HINT)
 
 
 @pytest.mark.T01_3
 @given(chain=chains())
-def test_sequential_backward(chain):
-    modules, log, x = build_chain(chain)
-    net = sn.Sequential(*modules)
-    y = net(x)
-    g = randn(tuple(y.shape), chain[-1] + 200)
-    dx, dps = chain_reference(modules, x, g)
-    log.clear()
-    got = net.backward(g)
-    n = len(modules)
+def test_sequential_backward(student, chain):
+    modules, x = build_chain(chain)
+    want_y = chain_function(modules)(x, *[m["param"] for m in modules if "param" in m])
+    g = randn(tuple(want_y.shape), chain[-1] + 200)
+    _, dx, dps = chain_reference(modules, x, g)
+    got = student.sequential({"kind": "sequential", "modules": modules}, x, g)
+    log, n = got["backward_calls"], len(modules)
     expect_true(log == [f"module {i}.backward" for i in reversed(range(n))],
                 f"Sequential.backward called {log}, expected each module's backward once, in "
                 f"reverse order.\nHint: {ORDER_HINT}")
-    expect_close(got, dx, "∂L/∂x (what Sequential.backward returns)", rtol=1e-10, atol=1e-12,
-                 hint="return the gradient the first module's backward returned")
-    for (name, p), want in zip(net.named_parameters(), dps):
-        expect_close(p.grad, want, f"∂L/∂{name}", rtol=1e-10, atol=1e-12,
+    expect_close(got["dx"], dx, "∂L/∂x (what Sequential.backward returns)", rtol=1e-10,
+                 atol=1e-12, hint="return the gradient the first module's backward returned")
+    expect_true(len(got["grads"]) == len(dps),
+                f"Sequential has {len(got['grads'])} parameters, expected {len(dps)}: "
+                f"named_parameters() should list each module's")
+    for (name, grad), want in zip(got["grads"], dps):
+        expect_close(grad, want, f"∂L/∂{name}", rtol=1e-10, atol=1e-12,
                      hint="each module must receive the gradient of its own output: "
                           + ORDER_HINT)
 
 
 @pytest.mark.T01_3
-def test_nested_sequential():
+def test_nested_sequential(student):
     """A Sequential inside a Sequential is a module like any other."""
-    log: list[str] = []
-    inner = sn.Sequential(Square("inner square", log), Scale(randn((3,), 1), "inner scale", log))
-    net = sn.Sequential(Scale(randn((3,), 2), "outer scale", log), inner)
+    a_outer, a_inner = randn((3,), 2), randn((3,), 1)
+    inner = {"kind": "sequential", "modules": [{"kind": "square", "name": "inner square"},
+                                               {"kind": "scale", "name": "inner scale",
+                                                "param": a_inner}]}
+    net = {"kind": "sequential", "modules": [{"kind": "scale", "name": "outer scale",
+                                              "param": a_outer}, inner]}
     x, g = randn((2, 3), 3), randn((2, 3), 4)
-    a_outer, a_inner = net[0].a, inner[1].a
     y_want, (dx, da_outer, da_inner) = torch_grads(
         lambda x, a, b: (x * a) ** 2 * b, [x, a_outer, a_inner], g)
-    expect_close(net(x), y_want, "the output of a nested Sequential", **TOL, hint=ORDER_HINT)
-    expect_close(net.backward(g), dx, "∂L/∂x of a nested Sequential", **TOL, hint=ORDER_HINT)
-    expect_close(a_outer.grad, da_outer, "∂L/∂a of the outer Scale", **TOL, hint=ORDER_HINT)
-    expect_close(a_inner.grad, da_inner, "∂L/∂a of the inner Scale", **TOL, hint=ORDER_HINT)
+    got = student.sequential(net, x, g)
+    grads = dict(got["grads"])
+    expect_close(got["y"], y_want, "the output of a nested Sequential", **TOL, hint=ORDER_HINT)
+    expect_close(got["dx"], dx, "∂L/∂x of a nested Sequential", **TOL, hint=ORDER_HINT)
+    expect_close(grads.get("0.a"), da_outer, "∂L/∂a of the outer Scale", **TOL, hint=ORDER_HINT)
+    expect_close(grads.get("1.1.a"), da_inner, "∂L/∂a of the inner Scale", **TOL,
+                 hint=ORDER_HINT)
