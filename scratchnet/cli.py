@@ -768,7 +768,13 @@ def run_grade(args: argparse.Namespace) -> int:
     if args.resume and args.csv is None:
         raise ValueError("--resume needs --csv FILE: the table of the run to go on from")
     tasks = parse_tasks(args.tasks)
-    paths = [check_submission(s) for s in args.submissions]
+    paths = []
+    for given in args.submissions:
+        path = check_submission(given)
+        if path.resolve() in (p.resolve() for p in paths):
+            print(f"{given}: given twice, graded once", file=sys.stderr)
+        else:
+            paths.append(path)
     if args.similarity is not None:
         _similarity(paths, args)
 
@@ -807,7 +813,10 @@ def run_grade(args: argparse.Namespace) -> int:
         if args.keep and r.workspace is not None:
             print(f"kept the temporary folder of {r.name}: {r.workspace}", file=sys.stderr)
     if args.csv is not None:
-        print(f"wrote {args.csv}")
+        before = len(report.rows) - len(results)
+        print(f"wrote {args.csv}: {len(report.rows)} submission(s)"
+              + (f", {len(results)} graded now (the table above) and {before} before"
+                 if args.resume and before else ""))
     if args.feedback is not None:
         print(f"wrote {len(results)} feedback file(s) to {args.feedback}")
     return 0

@@ -390,23 +390,19 @@ def insert_first(path: Path, cls: str, method: str, line: str) -> None:
     path.write_text("".join(lines))
 
 
-def when_testing(name: str, then: str) -> str:
-    return (f'if "{name}" in __import__("os").environ.get("PYTEST_CURRENT_TEST", ""): '
-            f'__import__("pytest").{then}("later")')
-
-
 @pytest.fixture(scope="module")
 def crafted_runs(tmp_path_factory):
     """Submissions that try what should not pay, graded on T01.1, T02.1 (tests) and T01.5 (a
     notebook exercise); the temporary folders are kept to be looked at."""
     base = tmp_path_factory.mktemp("crafted")
     nb01 = f"{task('T01.5').notebook}.ipynb"
-    # the solutions, but two tests skip themselves (T01.1) or xfail (T02.1)
+    # the solutions, but Linear.forward skips the test that calls it (T01.1), ReLU's xfails
+    # it (T02.1)
     skipping = write_handout(base / "skipping", blank=set())
     insert_first(skipping / "scratchnet" / "linear.py", "Linear", "forward",
-                 when_testing("without_bias", "skip"))
+                 '__import__("pytest").skip("later")')
     insert_first(skipping / "scratchnet" / "activations.py", "ReLU", "function",
-                 when_testing("relu_inplace", "xfail"))
+                 '__import__("pytest").xfail("later")')
     # the hand-out, with links to the solutions: the task file and the notebook
     linked = write_handout(base / "linked")
     for rel in ("scratchnet/linear.py", f"notebooks/{nb01}"):
@@ -435,18 +431,19 @@ def crafted_runs(tmp_path_factory):
             shutil.rmtree(r.workspace, ignore_errors=True)
 
 
-def test_a_skipped_or_xfailed_test_counts_as_failed(crafted_runs):
-    """A test the student's code skips or xfails fails; and as the code reaches pytest (through
-    __import__), the scan flags it and the task scores 0."""
+def test_the_students_code_cannot_skip_or_xfail_a_test(crafted_runs):
+    """pytest.skip or pytest.xfail in the student's code runs in the worker, where no test runs:
+    the call fails, and the test with it; as the code reaches pytest (through __import__), the
+    scan flags it and the task scores 0."""
     r = crafted_runs["skipping"]
     assert r.scores["T01.1"].points == 0 and r.scores["T02.1"].points == 0, explain(r)
     assert r.scores["T01.5"].points == 2.0, explain(r)
     assert {(f.task, f.name) for f in r.flags} == {("T01.1", "__import__()"),
                                                    ("T02.1", "__import__()")}, r.flags
     reasons = explain(r)
-    assert "test_linear_forward_without_bias: skipped (counts as failed): later" in reasons, \
-        reasons
-    assert "test_relu_inplace: xfailed (counts as failed): later" in reasons
+    assert "test_linear_forward_without_bias: Skipped: later" in reasons, reasons
+    assert "test_relu_inplace: XFailed: later" in reasons, reasons
+    assert "counts as failed" not in reasons
 
 
 def test_symbolic_links_are_not_followed(crafted_runs):

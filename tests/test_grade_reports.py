@@ -46,6 +46,19 @@ def test_feedback_says_everything_a_student_needs():
     assert feedback_name("../..") == "submission.md"
 
 
+def test_feedback_says_a_message_shared_by_several_tests_once():
+    """A blank task fails all its tests with its one stub message: said once, naming them."""
+    r = result("bob", [task("T01.1")], lambda t: 0.0)
+    stub = "NotImplementedError: T01.1 Linear.forward — compute y = x·Wᵀ + b"
+    r.scores["T01.1"].reasons = [f"test_linear_forward: {stub}",
+                                 f"test_linear_forward_without_bias: {stub}",
+                                 "test_other: the output y differs\nHint: add the bias"]
+    text = feedback_markdown(r)
+    assert text.count(stub) == 1
+    assert f"- test_linear_forward, test_linear_forward_without_bias (2 tests): {stub}" in text
+    assert "- test_other: the output y differs" in text and "Hint: add the bias" in text
+
+
 def test_rows_are_written_as_results_come_and_a_resumed_report_keeps_them(tmp_path):
     tasks = [task("T02.1"), task("T02.8")]
     path, folder = tmp_path / "grades.csv", tmp_path / "feedback"
@@ -81,9 +94,10 @@ def class_of_three(tmp_path_factory):
 
 def test_the_cli_streams_rows_and_feedback_and_resumes(class_of_three, tmp_path, capsys):
     table, folder = tmp_path / "grades.csv", tmp_path / "feedback"
-    args = ["grade", *map(str, class_of_three), "--tasks", "T02.1", "--csv", str(table),
-            "--feedback", str(folder)]
+    args = ["grade", *map(str, class_of_three), str(class_of_three[0]), "--tasks", "T02.1",
+            "--csv", str(table), "--feedback", str(folder)]
     assert cli.main(args) == 0
+    assert f"{class_of_three[0]}: given twice, graded once" in capsys.readouterr().err
     rows = {r["submission"]: r for r in csv.DictReader(table.open())}
     assert {n: r["T02.1"] for n, r in rows.items()} == {"alice": "1", "bob": "1", "carol": "0"}
     carol = (folder / "carol.md").read_text()
@@ -92,6 +106,12 @@ def test_the_cli_streams_rows_and_feedback_and_resumes(class_of_three, tmp_path,
     assert cli.main([*args, "--resume"]) == 0
     err = capsys.readouterr().err
     assert "3 submission(s) already in" in err and "graded alice" not in err
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join(line for line in lines if not line.startswith("carol")) + "\n")
+    assert cli.main([*args, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {table}: 3 submission(s), 1 graded now (the table above) and 2 before" in out
+    assert "carol" in out and "alice" not in out.split("wrote")[0]
     assert cli.main(["grade", str(class_of_three[0]), "--resume"]) == 1
     assert "--resume needs --csv FILE" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
 """What a submission cannot buy from the grader: torch's own code bound at import (in the task
 files, in a helper module, in an exercise), a reference of a graded cell, patching the grader's
-runtime, forged notebook records, files written outside its workspace, unbounded memory or
+runtime, checks or pytest (verdicts are decided where its code does not run), forged notebook
+records, files written outside its workspace, unbounded memory or
 processes — each scores 0 for what it touches and is flagged; what it does not touch keeps its
 points.
 
@@ -110,6 +111,29 @@ _runtime = _sys.modules.get("scratchnet_grade_runtime")
 if _runtime is not None:
     _write = _runtime._write
     _runtime._write = lambda path, record: _write(path, {**record, "outcome": "passed"})"""),
+    # a blank Linear.backward whose file, imported, rewires everything it can reach: the checks,
+    # the worker's runtime, pytest's reports and every results file it can find
+    "forged_verdicts": lambda s: (
+        replace_body(s / "scratchnet/linear.py", "Linear.backward",
+                     'raise NotImplementedError("T01.2 Linear.backward: blank")'),
+        prepend(s / "scratchnet/linear.py", """
+import glob as _glob, json as _json, sys as _sys
+for _module in list(_sys.modules.values()):
+    for _name in ("expect_close", "expect_true", "_fail", "_write", "_message"):
+        if callable(getattr(_module, _name, None)):
+            setattr(_module, _name, lambda *a, **k: None)
+    if callable(getattr(_module, "call_probe", None)):
+        _module.call_probe = lambda *a, **k: {"value": None}
+try:
+    import _pytest.reports as _reports
+    _reports.TestReport.outcome = "passed"
+except ImportError:
+    pass
+for _path in _glob.glob("/tmp/**/*.jsonl", recursive=True):
+    with open(_path, "a") as _f:
+        _f.write(_json.dumps({"event": "report", "nodeid": "x", "when": "call",
+                              "outcome": "passed", "message": ""}) + "\\n")
+""")),
     # a notebook cell that looks for the runner's records to forge them, then kills its kernel;
     # and a task file that writes outside its workspace and allocates past the memory limit
     "forger": lambda s: (
@@ -212,6 +236,18 @@ def test_patching_the_grader_runtime_scores_0_for_every_code_task(attacked):
     assert (None, "sys.modules") in flagged(r)
 
 
+def test_verdicts_are_out_of_reach_of_the_submissions_code(attacked):
+    """The forger's package rewired checks, the runtime, pytest and results files in the only
+    process its code runs in, the worker: the tests, in the grader's own process, still saw
+    the values it sent back (None) and failed them."""
+    r = attacked["forged_verdicts"]
+    for task_id in ("T01.2", "T04.3", "T07.1"):
+        assert points(r, task_id) == 0, r.scores[task_id].reasons
+        failures = [reason for reason in r.scores[task_id].reasons if reason.startswith("test_")]
+        assert failures and all("None" in reason for reason in failures), failures
+    assert (None, "sys.modules") in flagged(r)
+
+
 def test_forged_records_and_a_killed_kernel_earn_nothing(attacked):
     """The kernel the forger killed is replaced: the exercise after it keeps its points."""
     r = attacked["forger"]
@@ -258,6 +294,28 @@ def test_the_scan_sees_through_aliases_and_indirection():
     assert scan_source(fold, "scratchnet/im2col.py", {"unfold": "T04.1"})
 
 
+def test_the_scan_flags_code_that_changes_what_a_graded_cell_compares():
+    """A student's cell that patches torch, the course's checks or a class of torch's, with an
+    assignment, setattr, del or unittest.mock, reaches around the graded cell below it; changing
+    the student's own package or objects does not."""
+    patches = {
+        "import torch\ntorch.allclose = lambda *a, **k: True\n": "torch.allclose = …",
+        "import torch\nsetattr(torch, 'allclose', print)\n": "setattr(torch, 'allclose')",
+        "from scratchnet.coursework import checks\nchecks.expect_close = print\n":
+            "scratchnet.coursework.checks.expect_close = …",
+        "import scratchnet.gradcheck as g\ndel g.gradcheck\n": "scratchnet.gradcheck.gradcheck = …",
+        "import torch\ntorch.Tensor.__sub__ = lambda a, b: a\n": "torch.Tensor.__sub__ = …",
+        "from unittest import mock\nmock.patch('torch.allclose', print).start()\n":
+            "unittest.mock",
+    }
+    for source, name in patches.items():
+        found = scan_cells([Cell("c1", source, "student"), Cell("c2", "check()", "graded")])
+        assert any(f.name == name and f.kind == "indirect access" for f in found), (source, found)
+    own = ("import scratchnet as sn\nsn.Linear.note = 'mine'\nlayer = sn.Linear(2, 2)\n"
+           "layer.weight.grad = None\n")
+    assert scan_cells([Cell("c1", own, "student"), Cell("c2", "check()", "graded")]) == []
+
+
 def test_the_scan_reads_a_notebook_as_one_namespace():
     cells = [Cell("c0", "import torch.nn.functional as F", "lesson"),
              Cell("c1", "def mine(x):\n    return F.relu(x)\n", "solution", "T02.6"),
@@ -291,3 +349,27 @@ open(_os.environ["HOME"] + "/../forks-{MARK}", "w").write(str(_made))""")
     made = int((r.workspace / ".grader" / f"forks-{MARK}").read_text())
     shutil.rmtree(r.workspace, ignore_errors=True)
     assert made < Sandbox().limits.processes, made
+
+
+VERDICT_SIDE_IMPORTS = {"scratchnet.coursework.checks", "scratchnet.coursework.references",
+                        "scratchnet.coursework.tasks"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "tasks").glob("test_*.py")),
+                         ids=lambda p: p.name)
+def test_the_task_tests_reach_the_students_code_only_through_probes(path):
+    """A task test runs in the grader's process, where `scratchnet` is the instructor's: used
+    there, a layer would be the solution's. It imports only the checks, the references and the
+    registry, and reaches the student's code through the `student` fixture."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert not name.startswith("probes"), f"{path.name}:{node.lineno} imports {name}"
+            if name == "scratchnet" or name.startswith("scratchnet."):
+                assert name in VERDICT_SIDE_IMPORTS, f"{path.name}:{node.lineno} imports {name}"

@@ -51,6 +51,23 @@ def feedback_name(name: str) -> str:
     return f"{safe}.md"
 
 
+def grouped(reasons: Sequence[str]) -> list[str]:
+    """The reasons, those of several tests with the same message said once: "test_a, test_b
+    (2 tests): message" (a blank task fails all its tests with its one stub message)."""
+    by_message: dict[str, list[str]] = {}
+    for reason in reasons:
+        label, sep, message = reason.partition(": ")
+        key = message if sep and label.startswith("test_") and " " not in label else reason
+        by_message.setdefault(key, []).append(label if key == message else "")
+    out = []
+    for message, labels in by_message.items():
+        if len(labels) == 1 or not all(labels):
+            out += [f"{labels[0]}: {message}"] if labels[0] else [message] * len(labels)
+        else:
+            out.append(f"{', '.join(labels)} ({len(labels)} tests): {message}")
+    return out
+
+
 def feedback_markdown(result) -> str:
     """The student's feedback: the total, what was flagged, a table of points per task, then
     for each task that lost points every failing check's full message (with its case and hint)."""
@@ -75,7 +92,7 @@ def feedback_markdown(result) -> str:
         lines += ["", "## What lost points", ""]
         for s in lost:
             lines += [f"### {s.task.id} {s.task.title}: {s.points:g} of {s.task.points:g}", ""]
-            for reason in s.reasons:
+            for reason in grouped(s.reasons):
                 head, _, rest = reason.partition("\n")
                 lines.append(f"- {head}")
                 if rest.strip():

@@ -23,11 +23,15 @@ them, and a task file or notebook among them counts as absent.
 
 Each submission is graded in a fresh temporary folder, by subprocesses whose `import scratchnet`
 is the submission's (PYTHONPATH = that folder; checked in each process) and whose Python is the
-grader's (the notebooks' kernel too):
-- pytest on the instructor's `tests/tasks/`, a code task scoring points × passed / collected of
-  the tests marked with its marker (e.g. `T04_4`); a skipped or xfailed test counts as failed.
-  A run that crashes or hangs loses only the test in progress: the tests not yet run are run
-  again, task by task.
+grader's (the notebooks' kernel too), in the sandbox (`sandbox.py`):
+- the code tasks: pytest on the instructor's `tests/tasks/`, in a process of the grader's that
+  never imports the submission's package. Each test sends its case to a worker in the sandbox
+  (`grade_runtime.serve`), which runs the submission's code on it and sends the values back as
+  data (`student.py`); the test compares them with its reference. A code task scores points ×
+  passed / collected of the tests marked with its marker (e.g. `T04_4`); a skipped or xfailed
+  test counts as failed. A worker that crashes or hangs fails the call in progress and is
+  started again for the next; a test run that outlasts its time limit loses the test in
+  progress, and the tests not yet run are run again, task by task.
 - each notebook with graded cells, in its own kernel (cwd: the notebooks folder): a graded cell
   earns its points when it runs without an error; a check or exercise task scores its points ×
   the share of its cells' points earned. Graded cells missing from the submission earn nothing.
@@ -60,7 +64,7 @@ from pathlib import Path
 
 from ..files import atomic_write
 from . import grade_runtime
-from .feedback import columns, csv_row, table_text
+from .feedback import columns, csv_row, grouped, table_text
 from .handout import cell_task, default_source, write_handout
 from .regions import SOLUTION, MarkerError, find_regions, without_fast_paths
 from .sandbox import Sandbox
@@ -508,23 +512,15 @@ class _Workspace:
             if target.suffix == ".py":
                 drop_fast_paths(target)
         self.findings = g.scan(tmp, taken)
-        shutil.copytree(g.material / "tasks", tmp / "tests" / "tasks")
+        # the probes the tests call run here, in the worker (grade_runtime.serve)
+        shutil.copytree(g.material / "tests" / "tasks", tmp / "tests" / "tasks")
         (tmp / ".grader").mkdir()
         shutil.copyfile(g.material / f"{RUNTIME_MODULE}.py",
                         tmp / ".grader" / f"{RUNTIME_MODULE}.py")
         for folder in ("home", "tmp"):
             (tmp / ".grader" / folder).mkdir()
-        # the markers: tests/tasks/conftest.py registers them
-        (tmp / "pytest.ini").write_text(
-            "[pytest]\n"
-            "# written by the grader\n"
-            "testpaths = tests/tasks\n"
-            "addopts = --strict-markers\n"
-            "# a backstop: the runtime's own alarm stops a test after `timeout` seconds\n"
-            f"timeout = {2 * g.timeout + 30:g}\n"
-            "timeout_method = thread\n")
 
-    def env(self, results: Path | None = None) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """The environment of the processes that run the submission's code."""
         assert self.dir is not None
         env = {k: v for k, v in os.environ.items()
@@ -540,9 +536,6 @@ class _Workspace:
                    **{grade_runtime.ROOT_ENV: str(self.dir)})
         if self.grader.data_dir is not None:
             env["SCRATCHNET_DATA_DIR"] = str(self.grader.data_dir)
-        if results is not None:
-            env[grade_runtime.RESULTS_ENV] = str(results)
-            env[grade_runtime.TIMEOUT_ENV] = f"{self.grader.timeout:g}"
         return env
 
 
@@ -708,9 +701,18 @@ class _Grader:
         self.reference = write_handout(base / "student", source=self.root)
         # what grades: copied once, before any submission runs, where none can write
         self.material = base / "material"
-        shutil.copytree(self.root / "tests" / "tasks", self.material / "tasks",
+        shutil.copytree(self.root / "tests" / "tasks", self.material / "tests" / "tasks",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"))
         shutil.copyfile(Path(grade_runtime.__file__), self.material / f"{RUNTIME_MODULE}.py")
+        # the markers: tests/tasks/conftest.py registers them
+        (self.material / "pytest.ini").write_text(
+            "[pytest]\n"
+            "# written by the grader\n"
+            "testpaths = tests/tasks\n"
+            "addopts = --strict-markers\n"
+            "# a backstop: the runtime's own alarm stops a test after `timeout` seconds\n"
+            f"timeout = {2 * self.timeout + 30:g}\n"
+            "timeout_method = thread\n")
         self.runs = base / "runs"
         self.runs.mkdir()
         warning = self.sandbox.warning()
@@ -729,16 +731,36 @@ class _Grader:
             self.temp_dirs.discard(d)
 
     # -- pytest ---------------------------------------------------------------------------------
-    def _pytest(self, ws: _Workspace, tmp: Path, args: list[str], limit: float, n: int) -> dict:
-        results = tmp / ".grader" / f"pytest-{n}.jsonl"
-        log = tmp / ".grader" / f"pytest-{n}.log"
+    def _pytest(self, ws: _Workspace, tmp: Path, args: list[str], limit: float) -> dict:
+        """pytest on the instructor's tests, in a process of the grader's that never imports
+        the submission's package: the tests send the data of each case to a worker in the
+        sandbox (`grade_runtime.serve`, the only process that runs the submission's code),
+        get the values it computed back as data, and decide here."""
+        private = Path(tempfile.mkdtemp(prefix="code-", dir=self.runs))
+        results, log = private / "results.jsonl", private / "pytest.log"
+        worker = self.sandbox.launcher(
+            [sys.executable, str(tmp / ".grader" / f"{RUNTIME_MODULE}.py"), "--probes",
+             str(tmp / "tests" / "tasks")], [tmp], cpu_seconds=2 * self.threads * limit,
+            group=ws.group, **self.confinement())
+        spec = {"argv": worker, "cwd": str(tmp), "env": ws.env(), "root": str(tmp),
+                "timeout": self.timeout, "log": str(private / "worker.log"),
+                "results": str(results)}
+        own = Path(__import__("scratchnet").__file__).resolve().parents[1]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
+        env.update(PYTHONPATH=os.pathsep.join([str(self.material), str(own)]),
+                   PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="",
+                   PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", HOME=str(private), MPLCONFIGDIR=str(private),
+                   **{grade_runtime.RESULTS_ENV: str(results),
+                      grade_runtime.TIMEOUT_ENV: f"{self.timeout:g}",
+                      grade_runtime.WORKER_ENV: json.dumps(spec)})
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "-p", RUNTIME_MODULE, *self.plugins, "--continue-on-collection-errors", *args]
-        code, timed_out = self.procs.run(
-            self.sandbox.launcher(command, [tmp], cpu_seconds=2 * self.threads * limit,
-                                  group=ws.group, **self.confinement()),
-            cwd=tmp, env={**ws.env(results), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, limit=limit,
-            log=log)
+                   "-p", RUNTIME_MODULE, *self.plugins, "--continue-on-collection-errors",
+                   "-c", str(self.material / "pytest.ini"), "--rootdir", str(self.material),
+                   *args]
+        code, timed_out = self.procs.run(command, cwd=private, env=env, limit=limit, log=log,
+                                         term_first=True)
         run = {"collected": None, "reports": {}, "collect_errors": [], "finished": False,
                "started": [], "origin": None, "code": code, "timed_out": timed_out,
                "log": _log_tail(log, 3)}
@@ -778,8 +800,8 @@ class _Grader:
         tmp = ws.acquire()
         markers = {t.grade_id: t for t in self.code_tasks}
         expr = " or ".join(markers)
-        run = self._pytest(ws, tmp, ["-m", expr, "tests/tasks"],
-                           limit=max(60.0, 20 * self.timeout), n=0)
+        run = self._pytest(ws, tmp, ["-m", expr, str(self.material / "tests" / "tasks")],
+                           limit=max(60.0, 20 * self.timeout))
         origin = run["origin"]
         if origin:
             if origin.get("file"):
@@ -815,20 +837,19 @@ class _Grader:
 
         def cause_of(run: dict) -> str:
             if run["timed_out"]:
-                return "the test run hung here and was stopped"
+                return "the test run ran out of time here and was stopped"
             return f"the test run crashed here (exit status {run['code']})"
 
         absorb(run, cause_of(run))
-        n = 1
         if not run["finished"]:
-            # rerun what did not finish, one task at a time; each crash costs one test
+            # what the time limit left, one task at a time; each stop costs one test
             for grade_id in markers:
                 for _attempt in range(3):
                     todo = [k for k, v in tests.items() if grade_id in v and k not in outcomes]
                     if not todo:
                         break
-                    rerun = self._pytest(ws, tmp, todo, limit=5 * self.timeout + 30, n=n)
-                    n += 1
+                    rerun = self._pytest(ws, tmp, [str(self.material / k) for k in todo],
+                                         limit=5 * self.timeout + 30)
                     if rerun["collected"] is None:
                         break
                     absorb(rerun, cause_of(rerun))
@@ -1174,7 +1195,7 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
     maxima = ["manual" if not t.autograded else f"{t.points:g}" for t in tasks]
     if len(results) <= 6:
         header = ["task", "", "max", *(r.name for r in results)]
-        rows = [[t.id, t.title[:40], m, *(_fmt(r.scores[t.id]) for r in results)]
+        rows = [[t.id, t.title, m, *(_fmt(r.scores[t.id]) for r in results)]
                 for t, m in zip(tasks, maxima)]
         rows.append(["total", "", f"{results[0].max:g}", *(f"{r.total:g}" for r in results)])
         left = 2
@@ -1205,10 +1226,11 @@ def format_table(results: Sequence[SubmissionResult], verbose: bool = False) -> 
                        + ("" if lost else ", nothing lost"))
             for s in lost:
                 out.append(f"  {s.task.id} {s.points:g}/{s.task.points:g} {s.task.title}")
-                for reason in s.reasons[:6]:
+                reasons = grouped(s.reasons)
+                for reason in reasons[:6]:
                     out.append(f"    {reason.splitlines()[0] if reason else ''}")
-                if len(s.reasons) > 6:
-                    out.append(f"    … and {len(s.reasons) - 6} more")
+                if len(reasons) > 6:
+                    out.append(f"    … and {len(reasons) - 6} more")
     return "\n".join(out)
 
 

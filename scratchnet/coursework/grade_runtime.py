@@ -145,8 +145,8 @@ def _message(report) -> str:
         return first_line(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
-        message = full(crash.message)
-        return message.split(".GradeTimeout: ", 1)[-1]
+        message = full(crash.message).split(".GradeTimeout: ", 1)[-1]
+        return message.removeprefix("scratchnet.coursework.checks.CheckFailed: ")
     return first_line(str(longrepr).strip().splitlines()[-1] if str(longrepr).strip() else "")
 
 
@@ -237,6 +237,27 @@ def decode(data: bytes) -> object:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
+_DATA = (str, int, float, bool, complex, type(None))
+
+
+def not_data(value: object, depth: int = 0) -> str | None:
+    """What in `value` is not data a test can read back (`decode`), e.g. 'a numpy.ndarray', or
+    None when all of it is: tensors, numbers, strings, None, and lists, tuples and dicts of them."""
+    import torch
+
+    if isinstance(value, _DATA) or type(value) is torch.Tensor or isinstance(value, torch.dtype):
+        return None
+    if depth < 20 and isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return next((w for v in value if (w := not_data(v, depth + 1))), None)
+    if depth < 20 and type(value) is dict:
+        return next((w for k, v in value.items()
+                     if (w := not_data(k, depth + 1) or not_data(v, depth + 1))), None)
+    kind = type(value)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__module__}.{kind.__qualname__}")
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def send(stream, payload: bytes) -> None:
     stream.write(len(payload).to_bytes(8, "little") + payload)
     stream.flush()
@@ -279,19 +300,30 @@ def call_probe(task: str, module: str, function: str, args: tuple, kwargs: dict)
     guard = sys.modules.get("scratchnet_guard")
     try:
         probe = getattr(importlib.import_module(f"probes.{module}"), function)
-        with guard.checking(task) if guard is not None else nullcontext():
-            with reporting_crashes(task):
-                return {"value": probe(*args, **kwargs)}
+        with guard.checking(task) if guard is not None else nullcontext(), \
+                reporting_crashes(task):
+            return {"value": probe(*args, **kwargs)}
     except CheckFailed as e:
         return {"error": str(e)}
     except NotImplementedError as e:
         if _is_stub(e):                  # a blank task: its message says what to write
-            return {"error": str(e)}
+            return {"error": f"NotImplementedError: {e}"}
         return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - whatever the student's code raises, SystemExit too
         return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
+
+
+def checked(reply: dict | str) -> dict:
+    """`call_probe`'s reply, or an error reply naming what in its value is not data."""
+    if isinstance(reply, str):
+        return {"error": reply}
+    what = not_data(reply.get("value"))
+    if what is None:
+        return reply
+    return {"error": f"the code returned {what}, which a test cannot read: return tensors, "
+                     "numbers, strings, or lists, tuples and dicts of them"}
 
 
 def serve(probes: str) -> None:
@@ -310,13 +342,7 @@ def serve(probes: str) -> None:
     send(protocol_out, encode({"origin": origin, "error": error, "executable": sys.executable}))
     while (request := receive(protocol_in)) is not None:
         request = decode(request)
-        reply = {"error": error} if error else call_probe(**request)
-        try:
-            payload = encode(reply)
-        except BaseException as e:  # noqa: BLE001 - a value that is not data
-            payload = encode({"error": f"what the code returned is not data a test can read "
-                                       f"({type(e).__name__}: {first_line(str(e))})"})
-        send(protocol_out, payload)
+        send(protocol_out, encode(checked(error) if error else call_probe(**request)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,8 +12,11 @@ conv2d`, `G = torch.nn; G.functional`, `from torch import nn`.
 
 Indirect access (`INDIRECT`): what reaches a module or an object without naming it — importlib,
 `__import__`, eval/exec/compile, `getattr(torch, name)` with a computed or forbidden name,
-sys.modules, frames, closures and globals, gc, ctypes — and what reaches into the grader or the
-notebook kernel (pytest, the grader's runtime, IPython's shell, sys.excepthook, os._exit).
+sys.modules, frames, closures and globals, gc, ctypes — what reaches into the grader or the
+notebook kernel (pytest, the grader's runtime, IPython's shell, sys.excepthook, os._exit), and
+what changes code that is not the student's: assigning or deleting an attribute of torch, of
+another library or of the course's own checks (`torch.allclose = …`, `setattr(checks, "…", …)`,
+unittest.mock), which would change what a graded cell compares.
 
 A finding inside a task's function (or inside a function that one calls, in the same file)
 belongs to that task; one elsewhere (an import never used by a task, a helper file) flags the
@@ -36,7 +39,9 @@ FOLD_TASKS = frozenset({"T04.1", "T04.2"})
 INDIRECT_MODULES = ("importlib", "builtins", "gc", "ctypes", "inspect", "pytest", "_pytest",
                     "pluggy", "IPython.core", "IPython.terminal", "ipykernel", "traitlets", "scratchnet_grade_runtime",
                     "scratchnet_guard", "nbclient", "jupyter_client", "zmq", "subprocess",
-                    "multiprocessing", "signal", "pickle", "marshal")
+                    "multiprocessing", "signal", "pickle", "marshal", "unittest.mock", "mock")
+# the package's modules that are the course's, not the student's: patching them is reaching around
+NOT_STUDENTS = ("scratchnet.coursework", "scratchnet.gradcheck", "scratchnet.interop")
 INDIRECT_CALLS = ("__import__", "eval", "exec", "compile", "globals", "get_ipython", "breakpoint")
 INDIRECT_ATTRIBUTES = ("__globals__", "__closure__", "__code__", "__builtins__", "__subclasses__",
                        "f_back", "f_globals", "f_locals", "f_builtins", "tb_frame", "gi_frame",
@@ -139,11 +144,37 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.generic_visit(node)
+        for t in node.targets:
+            self.patched(t)
         target = self.dotted(node.value)
         if target is not None:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     self.bound[t.id] = target
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.generic_visit(node)
+        self.patched(node.target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.generic_visit(node)
+        self.patched(node.target)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        self.generic_visit(node)
+        for t in node.targets:
+            self.patched(t)
+
+    def patched(self, target: ast.AST) -> None:
+        """An attribute of a module that is not the student's (or of what it holds: a class, a
+        function), assigned or deleted: monkeypatching."""
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for t in target.elts:
+                self.patched(t)
+        elif isinstance(target, ast.Attribute):
+            base = self.dotted(target.value)
+            if base is not None and _foreign(base):
+                self.report(target, f"{base}.{target.attr} = …", "indirect access")
 
     # -- uses --------------------------------------------------------------------------------
     def visit_Attribute(self, node: ast.Attribute) -> None:
@@ -189,8 +220,15 @@ class _Scanner(ast.NodeVisitor):
                 self.report(node, f"{how}({target}, …)", "indirect access")
             return
         if constant in FORBIDDEN_ATTRIBUTES or constant in INDIRECT_ATTRIBUTES \
-                or (target is not None and self.forbidden(f"{target}.{constant}")):
+                or (target is not None and self.forbidden(f"{target}.{constant}")) \
+                or (how != "getattr" and target is not None and _foreign(target)):
             self.report(node, f"{how}({target or '…'}, {constant!r})", "indirect access")
+
+
+def _foreign(name: str) -> bool:
+    """Whether dotted `name` is code that is not the student's: another library, or the course's
+    own modules of the package."""
+    return not _under(name, ("scratchnet",)) or _under(name, NOT_STUDENTS)
 
 
 def _function_spans(tree: ast.Module) -> dict[str, tuple[int, int, set[str]]]:

@@ -20,6 +20,7 @@ Two ways to run the probes:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -31,7 +32,7 @@ from typing import Any
 from . import grade_runtime
 from .checks import CheckFailed
 
-__all__ = ["InProcess", "Student", "Worker"]
+__all__ = ["InProcess", "Probes", "Student", "Worker"]
 
 
 class Student:
@@ -65,17 +66,30 @@ class Student:
         return Worker(json.loads(spec)) if spec else InProcess()
 
 
+class Probes:
+    """`probes.name(*args, **kwargs)`: tests/tasks/probes/<module>.py's `name`, run by `code` as
+    task `task`'s code; → the data it returned (the task tests' `student` fixture)."""
+
+    def __init__(self, code: Student, task: str, module: str) -> None:
+        self._code, self._task, self._module = code, task, module
+
+    def __repr__(self) -> str:
+        return f"<the student's code, through probes/{self._module}.py, as {self._task}>"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return functools.partial(self._code.call, self._task, self._module, name)
+
+
 class InProcess(Student):
-    """The probes run here; values are copied as the worker's are, so that a test sees the same
-    data either way."""
+    """The probes run here, on copies of the arguments; their values are copied back as the
+    worker's are, so that a test sees the same data either way."""
 
     def _reply(self, task: str, module: str, function: str, args: tuple, kwargs: dict) -> object:
-        reply = grade_runtime.call_probe(task, module, function, args, kwargs)
-        try:
-            return grade_runtime.decode(grade_runtime.encode(reply))
-        except Exception as e:  # noqa: BLE001 - the probe returned an object, not data
-            return {"error": f"what the code returned is not data a test can read "
-                             f"({type(e).__name__}: {grade_runtime.first_line(str(e))})"}
+        copy = grade_runtime.decode(grade_runtime.encode((args, kwargs)))
+        reply = grade_runtime.checked(grade_runtime.call_probe(task, module, function, *copy))
+        return grade_runtime.decode(grade_runtime.encode(reply))
 
 
 class Worker(Student):

@@ -23,14 +23,13 @@ student, they run in this process. Either way:
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -58,7 +57,7 @@ if not WORKER:
     guard.active = False
 
 import scratchnet  # after the guard
-from scratchnet.coursework.student import Student
+from scratchnet.coursework.student import Probes, Student
 from scratchnet.coursework.tasks import TASKS, task
 
 PROFILE = "scratchnet-tasks"
@@ -137,21 +136,10 @@ def _task_of(item: pytest.Item) -> str | None:
 @pytest.fixture(scope="session")
 def _student_code() -> Iterator[Student]:
     code = Student.from_environment()
+    if WORKER:      # the grader stops a run with SIGTERM: the worker, in a session of its own, too
+        signal.signal(signal.SIGTERM, lambda signum, frame: (code.close(), os._exit(143)))
     yield code
     code.close()
-
-
-class Probes:
-    """`student.name(*args, **kwargs)`: probes/<module>.py's `name`, run as task `task`'s code;
-    → the data it returned."""
-
-    def __init__(self, code: Student, task: str, module: str) -> None:
-        self._code, self._task, self._module = code, task, module
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return functools.partial(self._code.call, self._task, self._module, name)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ T01.3 Sequential.forward/backward. The student's side: probes/t01_modules.py. Re
 from __future__ import annotations
 
 import pytest
-import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st

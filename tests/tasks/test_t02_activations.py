@@ -1,5 +1,6 @@
 """Notebook 02 · Activations and MSE: T02.1 ReLU, T02.2 Sigmoid, T02.3 Tanh, T02.4 MSELoss.
-References: torch (torch.relu/sigmoid/tanh, F.mse_loss, autograd) in float64."""
+The student's side: probes/t02_activations.py. References: torch (torch.relu/sigmoid/tanh,
+F.mse_loss, autograd) in float64."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn, torch_grads
 
@@ -20,16 +20,14 @@ TOL = {"rtol": 1e-10, "atol": 1e-12}
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
 
 
-
-
-def check_activation(layer: sn.Module, reference, x: Tensor, g: Tensor, name: str,
+def check_activation(student, layer: str, reference, x: Tensor, g: Tensor, name: str,
                      forward_hint: str, derivative_hint: str, tol: dict, at: str = "") -> None:
-    """Forward and backward of `layer` at x (upstream gradient g) against torch; `at` describes
-    x in the messages."""
+    """Forward and backward of the student's `layer` ("ReLU", "Sigmoid", "Tanh") at x (upstream
+    gradient g) against torch; `at` describes x in the messages."""
     y_want, (dx_want,) = torch_grads(reference, [x], g)
-    y = layer(x)
-    expect_close(y, y_want, f"{name}(x){at}", **tol, hint=forward_hint)
-    expect_close(layer.backward(g), dx_want, f"∂L/∂x of {name} (grad_output · {name}′(x)){at}",
+    got = student.activation(layer, x, g)
+    expect_close(got["y"], y_want, f"{name}(x){at}", **tol, hint=forward_hint)
+    expect_close(got["dx"], dx_want, f"∂L/∂x of {name} (grad_output · {name}′(x)){at}",
                  **tol, hint=derivative_hint)
 
 
@@ -53,23 +51,22 @@ RELU_DERIVATIVE_HINT = ("ReLU′ is 1 where x > 0 and 0 elsewhere — 0 at x = 0
 
 @pytest.mark.T02_1
 @given(case=inputs)
-def test_relu(case):
+def test_relu(student, case):
     x, g = make_input(case)
-    check_activation(sn.ReLU(), torch.relu, x, g, "ReLU", RELU_HINT, RELU_DERIVATIVE_HINT, TOL)
+    check_activation(student, "ReLU", torch.relu, x, g, "ReLU", RELU_HINT,
+                     RELU_DERIVATIVE_HINT, TOL)
 
 
 @pytest.mark.T02_1
-def test_relu_inplace():
+def test_relu_inplace(student):
     """inplace=False leaves x alone; inplace=True overwrites x with the result."""
     x = randn((3, 4), 0)
-    x_before = x.clone()
-    sn.ReLU()(x)
-    expect_close(x, x_before, "x after ReLU() (inplace=False)", rtol=0, atol=0,
+    got = student.relu_inplace(x.clone())      # run in this process, the probe gets x itself
+    expect_close(got["x_after_relu"], x, "x after ReLU() (inplace=False)", rtol=0, atol=0,
                  hint="without inplace, ReLU must return a new tensor: x.clamp(min=0)")
-    y = sn.ReLU(inplace=True)(x)
-    expect_close(x, torch.relu(x_before), "x after ReLU(inplace=True)", rtol=0, atol=0,
-                 hint="with inplace=True, overwrite x and return it: x.clamp_(min=0)")
-    expect_close(y, torch.relu(x_before), "ReLU(inplace=True)(x)", rtol=0, atol=0,
+    expect_close(got["x_after_inplace"], torch.relu(x), "x after ReLU(inplace=True)", rtol=0,
+                 atol=0, hint="with inplace=True, overwrite x and return it: x.clamp_(min=0)")
+    expect_close(got["y"], torch.relu(x), "ReLU(inplace=True)(x)", rtol=0, atol=0,
                  hint="with inplace=True, overwrite x and return it: x.clamp_(min=0)")
 
 
@@ -85,27 +82,28 @@ AT_EXTREMES = f" for x = {EXTREMES} ({{}})"
 
 @pytest.mark.T02_2
 @given(case=inputs)
-def test_sigmoid(case):
+def test_sigmoid(student, case):
     x, g = make_input(case)
-    check_activation(sn.Sigmoid(), torch.sigmoid, x, g, "σ", SIGMOID_HINT,
+    check_activation(student, "Sigmoid", torch.sigmoid, x, g, "σ", SIGMOID_HINT,
                      SIGMOID_DERIVATIVE_HINT, TOL)
 
 
 @pytest.mark.T02_2
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_sigmoid_without_overflow(dtype):
+def test_sigmoid_without_overflow(student, dtype):
     """σ and σ′ at ±1000, ±100, ±30: finite, 0 or 1 at the extremes, in float32 and float64."""
     x = torch.tensor(EXTREMES, dtype=dtype)
+    g = torch.ones_like(x)
     tol = {"rtol": 1e-6, "atol": torch.finfo(dtype).tiny}
-    check_activation(sn.Sigmoid(), torch.sigmoid, x, torch.ones_like(x), "σ", SIGMOID_HINT,
-                     SIGMOID_DERIVATIVE_HINT, tol, AT_EXTREMES.format(dtype))
+    check_activation(student, "Sigmoid", torch.sigmoid, x, g, "σ",
+                     SIGMOID_HINT, SIGMOID_DERIVATIVE_HINT, tol, AT_EXTREMES.format(dtype))
 
 
 @pytest.mark.T02_2
-def test_sigmoid_derivative_from_the_output():
+def test_sigmoid_derivative_from_the_output(student):
     """derivative(x, y) must use y: here x is NaN, so any use of x shows."""
     y = torch.rand(3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    expect_close(sn.Sigmoid().derivative(torch.full_like(y, torch.nan), y), y * (1 - y),
+    expect_close(student.derivative("Sigmoid", torch.full_like(y, torch.nan), y), y * (1 - y),
                  "σ′ computed by derivative(x, y)", **TOL, hint=SIGMOID_DERIVATIVE_HINT
                  + " (this test passes x = NaN: use only y)")
 
@@ -117,24 +115,26 @@ TANH_DERIVATIVE_HINT = "tanh′(x) = 1 − tanh(x)² = 1 − y², from the saved
 
 @pytest.mark.T02_3
 @given(case=inputs)
-def test_tanh(case):
+def test_tanh(student, case):
     x, g = make_input(case)
-    check_activation(sn.Tanh(), torch.tanh, x, g, "tanh", TANH_HINT, TANH_DERIVATIVE_HINT, TOL)
+    check_activation(student, "Tanh", torch.tanh, x, g, "tanh", TANH_HINT,
+                     TANH_DERIVATIVE_HINT, TOL)
 
 
 @pytest.mark.T02_3
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_tanh_extremes(dtype):
+def test_tanh_extremes(student, dtype):
     x = torch.tensor(EXTREMES, dtype=dtype)
+    g = torch.ones_like(x)
     tol = {"rtol": 1e-6, "atol": torch.finfo(dtype).tiny}
-    check_activation(sn.Tanh(), torch.tanh, x, torch.ones_like(x), "tanh", TANH_HINT,
+    check_activation(student, "Tanh", torch.tanh, x, g, "tanh", TANH_HINT,
                      TANH_DERIVATIVE_HINT, tol, AT_EXTREMES.format(dtype))
 
 
 @pytest.mark.T02_3
-def test_tanh_derivative_from_the_output():
+def test_tanh_derivative_from_the_output(student):
     y = 2 * torch.rand(3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 1
-    expect_close(sn.Tanh().derivative(torch.full_like(y, torch.nan), y), 1 - y * y,
+    expect_close(student.derivative("Tanh", torch.full_like(y, torch.nan), y), 1 - y * y,
                  "tanh′ computed by derivative(x, y)", **TOL,
                  hint=TANH_DERIVATIVE_HINT + " (this test passes x = NaN: use only y)")
 
@@ -195,10 +195,10 @@ def mse_mistakes(shape: tuple[int, ...], reduction: str,
 @pytest.mark.T02_4
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @given(case=mse_cases)
-def test_mse_loss(reduction, case):
+def test_mse_loss(student, reduction, case):
     prediction, target, _ = make_mse(case)
     want = F.mse_loss(prediction, target, reduction=reduction)
-    loss = sn.MSELoss(reduction)(prediction, target)
+    loss = student.mse_loss(reduction, prediction, target)
     expect_close(loss, want, f"the loss (reduction={reduction!r}, prediction of shape "
                  f"{case[0]})", **TOL, hint=LOSS_HINT[reduction])
 
@@ -206,15 +206,14 @@ def test_mse_loss(reduction, case):
 @pytest.mark.T02_4
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @given(case=mse_cases)
-def test_mse_gradient(reduction, case):
+def test_mse_gradient(student, reduction, case):
     prediction, target, seed = make_mse(case)
-    crit = sn.MSELoss(reduction)
-    loss = crit(prediction, target)
-    upstream = randn(tuple(loss.shape), seed + 2)
+    loss_shape = tuple(F.mse_loss(prediction, target, reduction=reduction).shape)
+    upstream = randn(loss_shape, seed + 2)
     _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
                              [prediction], upstream)
     scalar = float(upstream) if reduction != "none" else 1.0   # a backward ignoring it: ×1/it
-    expect_close(crit.backward(upstream), want,
+    expect_close(student.mse_gradient(reduction, prediction, target, upstream), want,
                  f"∂L/∂prediction (reduction={reduction!r}, prediction of shape {case[0]}, with "
                  f"an upstream gradient)", **TOL, hint=GRAD_HINT[reduction],
                  mistakes=mse_mistakes(case[0], reduction, scalar))
@@ -223,13 +222,11 @@ def test_mse_gradient(reduction, case):
 @pytest.mark.T02_4
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @given(case=mse_cases)
-def test_mse_default_backward(reduction, case):
+def test_mse_default_backward(student, reduction, case):
     """backward() of a scalar loss: the gradient of the loss itself (upstream 1)."""
     prediction, target, _ = make_mse(case)
-    crit = sn.MSELoss(reduction)
-    crit(prediction, target)
     _, (want,) = torch_grads(lambda p: F.mse_loss(p, target, reduction=reduction),
                              [prediction], torch.tensor(1.0, dtype=torch.float64))
-    expect_close(crit.backward(), want, f"∂loss/∂prediction (reduction={reduction!r}, "
-                 f"prediction of shape {case[0]})", **TOL, hint=GRAD_HINT[reduction],
-                 mistakes=mse_mistakes(case[0], reduction))
+    expect_close(student.mse_gradient(reduction, prediction, target), want,
+                 f"∂loss/∂prediction (reduction={reduction!r}, prediction of shape {case[0]})",
+                 **TOL, hint=GRAD_HINT[reduction], mistakes=mse_mistakes(case[0], reduction))

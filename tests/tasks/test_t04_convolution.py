@@ -1,12 +1,14 @@
 """Notebook 04 · Convolution with unfold: T04.1 unfold, T04.2 fold, T04.3 conv2d_forward,
-T04.4 conv2d_backward. References: torch (F.unfold, F.fold, F.conv2d, autograd) in float64.
+T04.4 conv2d_backward. The student's side: probes/t04_convolution.py. References: torch
+(F.unfold, F.fold, F.conv2d, autograd) in float64.
 
-T04.4 builds the patch matrix cols itself (from F.unfold), so that it needs no other task; it
-calls conv2d_backward with impl="reference", the layout those cols have.
+T04.4 builds the patch matrix cols itself (from F.unfold) and sends it, so that it needs no
+other task; the probe calls conv2d_backward with impl="reference", the layout those cols have.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 import torch
@@ -15,14 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from scratchnet import conv, im2col
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T04
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 Pair = tuple[int, int]
-
 
 
 @dataclass(frozen=True)
@@ -118,29 +118,29 @@ UNFOLD_HINT = ("cols[n, (c, u, v), (i, j)] = x_pad[n, c, s_h·i + d_h·u, s_w·j
                "`padding` zeros on every side; shape (N, C·kh·kw, H_out·W_out)")
 
 
-def check_unfold(case: Conv) -> None:
+def check_unfold(student: Any, case: Conv) -> None:
     x = case.x()
     want = F.unfold(x, case.kernel, **case.args)
-    got = im2col.unfold(x, case.kernel, case.stride, case.padding, case.dilation)
+    got = student.unfold(x, case.kernel, case.stride, case.padding, case.dilation)
     expect_close(got, want, f"unfold(x) ({case.describe(layer=False)})", **TOL,
                  hint=UNFOLD_HINT)
 
 
 @pytest.mark.T04_1
-def test_unfold_asymmetric_case():
-    check_unfold(ASYMMETRIC)
+def test_unfold_asymmetric_case(student):
+    check_unfold(student, ASYMMETRIC)
 
 
 @pytest.mark.T04_1
 @pytest.mark.parametrize("name", [n for n in PROPERTIES if n not in ("groups", "bias None")])
-def test_unfold_one_property(name):
-    check_unfold(PROPERTIES[name])
+def test_unfold_one_property(student, name):
+    check_unfold(student, PROPERTIES[name])
 
 
 @pytest.mark.T04_1
 @given(case=convs(grouped=False))
-def test_unfold(case):
-    check_unfold(case)
+def test_unfold(student, case):
+    check_unfold(student, case)
 
 
 # -- T04.2 fold --------------------------------------------------------------------------------
@@ -150,30 +150,30 @@ FOLD_HINT = ("fold is the adjoint of unfold: add every entry cols[n, (c, u, v), 
              "(N, C, H, W) = output_size")
 
 
-def check_fold(case: Conv) -> None:
+def check_fold(student: Any, case: Conv) -> None:
     ho, wo = case.out_size
     cols = randn((case.n, case.c_in * case.kernel[0] * case.kernel[1], ho * wo), case.seed + 3)
     want = F.fold(cols, case.size, case.kernel, **case.args)
-    got = im2col.fold(cols, case.size, case.kernel, case.stride, case.padding, case.dilation)
+    got = student.fold(cols, case.size, case.kernel, case.stride, case.padding, case.dilation)
     expect_close(got, want, f"fold(cols) of cols of shape {tuple(cols.shape)} back onto "
                  f"{case.describe(layer=False)}", **TOL, hint=FOLD_HINT)
 
 
 @pytest.mark.T04_2
-def test_fold_asymmetric_case():
-    check_fold(ASYMMETRIC)
+def test_fold_asymmetric_case(student):
+    check_fold(student, ASYMMETRIC)
 
 
 @pytest.mark.T04_2
 @pytest.mark.parametrize("name", [n for n in PROPERTIES if n not in ("groups", "bias None")])
-def test_fold_one_property(name):
-    check_fold(PROPERTIES[name])
+def test_fold_one_property(student, name):
+    check_fold(student, PROPERTIES[name])
 
 
 @pytest.mark.T04_2
 @given(case=convs(grouped=False))
-def test_fold(case):
-    check_fold(case)
+def test_fold(student, case):
+    check_fold(student, case)
 
 
 # -- T04.3 conv2d_forward ----------------------------------------------------------------------
@@ -194,41 +194,41 @@ def reference_cols(x: Tensor, case: Conv) -> Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
-def check_forward(case: Conv, impl: str | None) -> None:
+def check_forward(student: Any, case: Conv, impl: str | None) -> None:
     x, weight, bias = case.x(), case.weight(), case.bias_()
     want = F.conv2d(x, weight, bias, groups=case.groups, **case.args)
-    args = (x, weight, bias, case.stride, case.padding, case.dilation, case.groups)
-    y, cols = conv.conv2d_forward(*args) if impl is None else conv.conv2d_forward(*args, impl)
-    expect_close(y, want, f"the output y of conv2d_forward ({case.describe()})", **TOL,
+    got = student.conv2d_forward(x, weight, bias, case.stride, case.padding, case.dilation,
+                                 case.groups, impl)
+    expect_close(got["y"], want, f"the output y of conv2d_forward ({case.describe()})", **TOL,
                  hint=FORWARD_HINT)
     if impl == "reference":
-        expect_close(cols, reference_cols(x, case), f"the cols conv2d_forward returns "
+        expect_close(got["cols"], reference_cols(x, case), f"the cols conv2d_forward returns "
                      f"({case.describe(layer=False)})", **TOL, hint=COLS_HINT)
 
 
 @pytest.mark.T04_3
-def test_conv2d_forward_asymmetric_case(impl):
-    check_forward(ASYMMETRIC, impl)
+def test_conv2d_forward_asymmetric_case(student, impl):
+    check_forward(student, ASYMMETRIC, impl)
 
 
 @pytest.mark.T04_3
 @pytest.mark.parametrize("name", PROPERTIES)
-def test_conv2d_forward_one_property(impl, name):
-    check_forward(PROPERTIES[name], impl)
+def test_conv2d_forward_one_property(student, impl, name):
+    check_forward(student, PROPERTIES[name], impl)
 
 
 @pytest.mark.T04_3
 @given(case=convs())
-def test_conv2d_forward(impl, case):
-    check_forward(case, impl)
+def test_conv2d_forward(student, impl, case):
+    check_forward(student, case, impl)
 
 
 @pytest.mark.T04_3
 @given(case=convs())
-def test_conv2d_forward_returns_the_cols(case):
+def test_conv2d_forward_returns_the_cols(student, case):
     """With impl="reference" (the path you write), cols are in unfold's layout: conv2d_backward
     and the layer rely on it."""
-    check_forward(case, "reference")
+    check_forward(student, case, "reference")
 
 
 # -- T04.4 conv2d_backward ---------------------------------------------------------------------
@@ -245,7 +245,7 @@ DB_HINT = ("db = Σ_rows G: the sum of grad_out over the batch and every output 
            "0, 2 and 3) — a sum, not a mean: the bias is added at every position")
 
 
-def check_backward(case: Conv) -> None:
+def check_backward(student: Any, case: Conv) -> None:
     """conv2d_backward's three results against torch's, for a case with a bias (db is always
     computed), so that the case shown fits a failure of ∂L/∂b too."""
     x, weight, bias = case.x(), case.weight(), case.bias_()
@@ -254,29 +254,29 @@ def check_backward(case: Conv) -> None:
         leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
         F.conv2d(*leaves, groups=case.groups, **case.args).backward(g)
     dx, dw, db = (leaf.grad for leaf in leaves)
-    got = conv.conv2d_backward(g, reference_cols(x, case), tuple(x.shape), weight, case.stride,
-                               case.padding, case.dilation, case.groups, "reference")
+    got = student.conv2d_backward(g, reference_cols(x, case), tuple(x.shape), weight,
+                                  case.stride, case.padding, case.dilation, case.groups)
     shown = case.describe()
-    expect_close(got[2], db, f"∂L/∂b (the third result of conv2d_backward; {shown})", **TOL,
+    expect_close(got["db"], db, f"∂L/∂b (the third result of conv2d_backward; {shown})", **TOL,
                  hint=DB_HINT)
-    expect_close(got[1], dw, f"∂L/∂W (the second result of conv2d_backward; {shown})", **TOL,
+    expect_close(got["dw"], dw, f"∂L/∂W (the second result of conv2d_backward; {shown})", **TOL,
                  hint=DW_HINT)
-    expect_close(got[0], dx, f"∂L/∂x (the first result of conv2d_backward; {shown})", **TOL,
+    expect_close(got["dx"], dx, f"∂L/∂x (the first result of conv2d_backward; {shown})", **TOL,
                  hint=DX_HINT)
 
 
 @pytest.mark.T04_4
-def test_conv2d_backward_asymmetric_case():
-    check_backward(ASYMMETRIC)
+def test_conv2d_backward_asymmetric_case(student):
+    check_backward(student, ASYMMETRIC)
 
 
 @pytest.mark.T04_4
 @pytest.mark.parametrize("name", [n for n in PROPERTIES if n != "bias None"])
-def test_conv2d_backward_one_property(name):
-    check_backward(PROPERTIES[name])
+def test_conv2d_backward_one_property(student, name):
+    check_backward(student, PROPERTIES[name])
 
 
 @pytest.mark.T04_4
 @given(case=convs(bias=True))
-def test_conv2d_backward(case):
-    check_backward(case)
+def test_conv2d_backward(student, case):
+    check_backward(student, case)

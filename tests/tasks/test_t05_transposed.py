@@ -1,6 +1,9 @@
 """Notebook 05 · Transposed convolution: T05.1 ConvTranspose2d.forward, T05.2
-ConvTranspose2d.backward. References: torch (F.conv_transpose2d, autograd) in float64."""
+ConvTranspose2d.backward. The student's side: probes/t05_transposed.py. References: torch
+(F.conv_transpose2d, autograd) in float64."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -9,13 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
-from scratchnet.coursework.references import randn
+from scratchnet.coursework.references import randn, torch_grads
 
 pytestmark = pytest.mark.T05
 TOL = {"rtol": 1e-10, "atol": 1e-12}
-
 
 
 def pairs(low: int, high: int) -> st.SearchStrategy[tuple[int, int]]:
@@ -51,30 +52,25 @@ ASYMMETRIC = {"args": (3, 2, (3, 2)),
               "input_shape": (2, 3, 4, 3), "seed": 0}
 
 
-def make(case: dict, impl: str | None) -> tuple[sn.ConvTranspose2d, Tensor]:
-    layer = sn.ConvTranspose2d(*case["args"], **case["kwargs"], dtype=torch.float64)
-    if impl is not None:
-        layer.impl = impl
-    layer.weight.copy_(randn(tuple(layer.weight.shape), case["seed"]))
-    if layer.bias is not None:
-        layer.bias.copy_(randn(tuple(layer.bias.shape), case["seed"] + 1))
-    return layer, randn(case["input_shape"], case["seed"] + 2)
+def make(case: dict) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The layer's weight (C_in, C_out/groups, kh, kw), bias (C_out,) or None, and an input x."""
+    (c_in, c_out, kernel), kwargs = case["args"], case["kwargs"]
+    weight = randn((c_in, c_out // kwargs["groups"], *kernel), case["seed"])
+    bias = randn((c_out,), case["seed"] + 1) if kwargs["bias"] else None
+    return weight, bias, randn(case["input_shape"], case["seed"] + 2)
 
 
-def reference(layer: sn.ConvTranspose2d, x: Tensor, g: Tensor | None = None):
-    """torch's output and, given an upstream gradient g, the gradients of x, weight, bias."""
-    params = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
-    kwargs = {"stride": layer.stride, "padding": layer.padding,
-              "output_padding": layer.output_padding, "groups": layer.groups,
-              "dilation": layer.dilation}
-    with torch.enable_grad():
-        leaves = [t.clone().requires_grad_(g is not None) for t in (x, *params)]
-        y = F.conv_transpose2d(leaves[0], leaves[1], leaves[2] if len(leaves) > 2 else None,
-                               **kwargs)
-        if g is None:
-            return y.detach(), []
-        y.backward(g)
-    return y.detach(), [leaf.grad for leaf in leaves]
+def function(case: dict) -> Callable[..., Tensor]:
+    """The layer as a torch function of (x, weight[, bias])."""
+    kwargs = {k: v for k, v in case["kwargs"].items() if k != "bias"}
+    return lambda x, weight, bias=None: F.conv_transpose2d(x, weight, bias, **kwargs)
+
+
+def describe(case: dict) -> str:
+    """'ConvTranspose2d(3, 2, kernel_size=(3, 2), …) for x of shape (2, 3, 4, 3)': the layer as
+    its repr names it (torch's, which scratchnet's copies)."""
+    layer = torch.nn.ConvTranspose2d(*case["args"], **case["kwargs"], device="meta")
+    return f"{layer!r} for x of shape {tuple(case['input_shape'])}"
 
 
 FORWARD_HINT = ("every input pixel stamps its kernel onto the output: rows X·W (X = x as "
@@ -84,22 +80,23 @@ FORWARD_HINT = ("every input pixel stamps its kernel onto the output: rows X·W 
                 "output_padding extra rows/columns at the end — and add the bias per channel")
 
 
-def check_forward(case: dict, impl: str | None) -> None:
-    layer, x = make(case, impl)
-    want, _ = reference(layer, x)
-    expect_close(layer(x), want, f"the output of {layer!r} for x of shape {tuple(x.shape)}",
-                 **TOL, hint=FORWARD_HINT)
+def check_forward(student, case: dict, impl: str | None) -> None:
+    """The student's layer's output for the case's input, against torch's."""
+    weight, bias, x = make(case)
+    want = function(case)(x, weight, bias)
+    got = student.conv_transpose(case["args"], case["kwargs"], impl, weight, bias, x)
+    expect_close(got["y"], want, f"the output of {describe(case)}", **TOL, hint=FORWARD_HINT)
 
 
 @pytest.mark.T05_1
-def test_conv_transpose2d_forward_asymmetric_case(impl):
-    check_forward(ASYMMETRIC, impl)
+def test_conv_transpose2d_forward_asymmetric_case(student, impl):
+    check_forward(student, ASYMMETRIC, impl)
 
 
 @pytest.mark.T05_1
 @given(case=cases())
-def test_conv_transpose2d_forward(impl, case):
-    check_forward(case, impl)
+def test_conv_transpose2d_forward(student, impl, case):
+    check_forward(student, case, impl)
 
 
 DX_HINT = ("the gradient of a scatter is a gather: pad grad_output back to the full size "
@@ -114,31 +111,32 @@ ACCUMULATE_HINT = ("gradients accumulate: add to p.grad with self.accumulate_gra
                    "never assign p.grad")
 
 
-def check_backward(case: dict, impl: str | None) -> None:
-    layer, x = make(case, impl)
-    y = layer(x)
-    g = randn(tuple(y.shape), case["seed"] + 3)
-    _, (dx, dw, *db) = reference(layer, x, g)
-    name = f"{layer!r} for x of shape {tuple(x.shape)}"
-    expect_close(layer.backward(g), dx, f"∂L/∂x of {name}", **TOL, hint=DX_HINT)
-    expect_close(layer.weight.grad, dw, f"∂L/∂weight of {name}", **TOL, hint=DW_HINT)
-    if layer.bias is not None:
-        expect_close(layer.bias.grad, db[0], f"∂L/∂bias of {name}", **TOL, hint=DB_HINT)
-    first = {n: p.grad.clone() for n, p in layer.named_parameters()}
-    layer(x)
-    layer.backward(g)
-    for param, want in [("weight", dw)] + ([("bias", db[0])] if layer.bias is not None else []):
-        expect_close(getattr(layer, param).grad - first[param], want,
+def check_backward(student, case: dict, impl: str | None) -> None:
+    """∂L/∂x, ∂L/∂weight and ∂L/∂bias of the student's layer against torch's, and what a
+    second forward/backward pass adds to the gradients."""
+    weight, bias, x = make(case)
+    params = [weight] + ([bias] if bias is not None else [])
+    g = randn(tuple(function(case)(x, *params).shape), case["seed"] + 3)
+    _, (dx, dw, *db) = torch_grads(function(case), [x, *params], g)
+    got = student.conv_transpose(case["args"], case["kwargs"], impl, weight, bias, x, g)
+    first, second = got["grads"]
+    name = describe(case)
+    expect_close(got["dx"], dx, f"∂L/∂x of {name}", **TOL, hint=DX_HINT)
+    expect_close(first["weight"], dw, f"∂L/∂weight of {name}", **TOL, hint=DW_HINT)
+    if bias is not None:
+        expect_close(first["bias"], db[0], f"∂L/∂bias of {name}", **TOL, hint=DB_HINT)
+    for param, want in [("weight", dw)] + ([("bias", db[0])] if bias is not None else []):
+        expect_close(second[param] - first[param], want,
                      f"what a second backward pass added to {param}.grad of {name}", **TOL,
                      hint=ACCUMULATE_HINT)
 
 
 @pytest.mark.T05_2
-def test_conv_transpose2d_backward_asymmetric_case(impl):
-    check_backward(ASYMMETRIC, impl)
+def test_conv_transpose2d_backward_asymmetric_case(student, impl):
+    check_backward(student, ASYMMETRIC, impl)
 
 
 @pytest.mark.T05_2
 @given(case=cases())
-def test_conv_transpose2d_backward(impl, case):
-    check_backward(case, impl)
+def test_conv_transpose2d_backward(student, impl, case):
+    check_backward(student, case, impl)

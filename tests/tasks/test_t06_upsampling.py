@@ -1,6 +1,9 @@
 """Notebook 06 · Nearest-neighbour upsampling: T06.1 nearest_upsample, T06.2
-nearest_upsample_backward. References: torch (F.interpolate(mode="nearest"), autograd), float64."""
+nearest_upsample_backward. The student's side: probes/t06_upsampling.py. References: torch
+(F.interpolate(mode="nearest"), autograd) in float64."""
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
@@ -8,13 +11,11 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scratchnet import upsampling
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
 pytestmark = pytest.mark.T06
 TOL = {"rtol": 1e-12, "atol": 1e-12}
-
 
 
 @st.composite
@@ -40,14 +41,16 @@ BACKWARD_HINT = ("the gradient of a copy is a sum: dx[n, c, i, j] = the sum of g
                  "differ: rows use s_h, columns s_w")
 
 
-def check_forward(shape, scale, seed) -> None:
+def check_forward(student: Any, shape: tuple[int, int, int, int], scale: tuple[int, int],
+                  seed: int) -> None:
     x = randn(shape, seed)
     want = F.interpolate(x, scale_factor=scale, mode="nearest")
     what = f"nearest_upsample(x, {scale}) for x of shape {shape}"
-    expect_close(upsampling.nearest_upsample(x, scale), want, what, **TOL, hint=FORWARD_HINT)
+    expect_close(student.nearest_upsample(x, scale), want, what, **TOL, hint=FORWARD_HINT)
 
 
-def check_backward(shape, scale, seed) -> None:
+def check_backward(student: Any, shape: tuple[int, int, int, int], scale: tuple[int, int],
+                   seed: int) -> None:
     x = randn(shape, seed)
     n, c, h, w = shape
     g = randn((n, c, h * scale[0], w * scale[1]), seed + 1)
@@ -55,29 +58,29 @@ def check_backward(shape, scale, seed) -> None:
         leaf = x.clone().requires_grad_(True)
         F.interpolate(leaf, scale_factor=scale, mode="nearest").backward(g)
     what = f"nearest_upsample_backward(grad, {scale}) for grad of shape {tuple(g.shape)}"
-    expect_close(upsampling.nearest_upsample_backward(g, scale), leaf.grad, what, **TOL,
+    expect_close(student.nearest_upsample_backward(g, scale), leaf.grad, what, **TOL,
                  hint=BACKWARD_HINT)
 
 
 @pytest.mark.T06_1
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: f"scale={c[1]}")
-def test_nearest_upsample_fixed_cases(case):
-    check_forward(*case)
+def test_nearest_upsample_fixed_cases(student, case):
+    check_forward(student, *case)
 
 
 @pytest.mark.T06_1
 @given(case=cases())
-def test_nearest_upsample(case):
-    check_forward(*case)
+def test_nearest_upsample(student, case):
+    check_forward(student, *case)
 
 
 @pytest.mark.T06_2
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: f"scale={c[1]}")
-def test_nearest_upsample_backward_fixed_cases(case):
-    check_backward(*case)
+def test_nearest_upsample_backward_fixed_cases(student, case):
+    check_backward(student, *case)
 
 
 @pytest.mark.T06_2
 @given(case=cases())
-def test_nearest_upsample_backward(case):
-    check_backward(*case)
+def test_nearest_upsample_backward(student, case):
+    check_backward(student, *case)

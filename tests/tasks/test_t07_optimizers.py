@@ -1,5 +1,5 @@
 """Notebook 07 · Optimizers: T07.1 SGD.update, T07.2 Adam.update and Adam.update_amsgrad, all
-through step().
+through step(). The student's side: probes/t07_optimizers.py.
 Reference: torch.optim's SGD and Adam updates on copies of the same parameters and gradients,
 float64, several steps; each step's change p_new − p_old is compared.
 
@@ -16,7 +16,6 @@ from torch import Tensor
 from torch.optim.adam import adam as torch_adam
 from torch.optim.sgd import sgd as torch_sgd
 
-import scratchnet as sn
 from scratchnet.coursework.checks import expect_close
 from scratchnet.coursework.references import randn
 
@@ -25,35 +24,36 @@ TOL = {"rtol": 1e-9, "atol": 1e-12}
 STEPS = 4
 
 
-
 # The parameters' shapes (a matrix, a vector, …) and a seed for their values and gradients.
 problems = st.tuples(st.sampled_from([((3, 4), (4,)), ((2, 3, 2), (5,), (2, 2)), ((4, 2), (1,))]),
                      st.integers(0, 2**31))
 
 
-def compare_steps(make_ours, make_torch, problem, name: str, first_hint: str,
-                  later_hint: str, grad_scales: tuple[float, ...] = (1.0,) * STEPS) -> None:
-    """Run both optimizers for STEPS steps with the same gradients (step t's multiplied by
-    grad_scales[t - 1]); compare every step's change of every parameter, and that the gradients
-    are left untouched."""
+def compare_steps(student, optimizer: str, kwargs: dict, impl: str | None,
+                  problem: tuple[tuple[tuple[int, ...], ...], int],
+                  first_hint: str, later_hint: str,
+                  grad_scales: tuple[float, ...] = (1.0,) * STEPS) -> None:
+    """Run the student's `optimizer` ("SGD" or "Adam", with **kwargs) and torch's for STEPS steps
+    with the same gradients (step t's multiplied by grad_scales[t - 1]); compare every step's
+    change of every parameter, and that the gradients are left untouched."""
     shapes, seed = problem
     params = [randn(shape, seed + i) for i, shape in enumerate(shapes)]
     grads = [[scale * randn(shape, seed + 100 * (t + 1) + i) for i, shape in enumerate(shapes)]
              for t, scale in enumerate(grad_scales)]
-    ours = [p.clone() for p in params]
+    name = f"{optimizer}({sgd_id(kwargs)})"
+    steps = student.optimizer_steps(optimizer, kwargs, impl, params, grads)
     theirs = [p.clone() for p in params]
-    opt, reference = make_ours(ours), make_torch(theirs)
-    for t, step_grads in enumerate(grads, start=1):
-        for p, q, g in zip(ours, theirs, step_grads):
-            p.grad, q.grad = g.clone(), g.clone()
-        before = [p.clone() for p in ours]
+    reference = TORCH[optimizer](theirs, **kwargs)
+    for t, (step_grads, got) in enumerate(zip(grads, steps), start=1):
+        for q, g in zip(theirs, step_grads):
+            q.grad = g.clone()
         reference.step()
-        opt.step()
-        for i, (p, q, old, g) in enumerate(zip(ours, theirs, before, step_grads)):
+        for i, (old, new, grad, q, g) in enumerate(zip(got["before"], got["after"], got["grad"],
+                                                       theirs, step_grads)):
             what = f"the change of parameter {i} at step {t} of {name}"
-            expect_close(p - old, q - old, what, **TOL,
+            expect_close(new - old, q - old, what, **TOL,
                          hint=first_hint if t == 1 else later_hint)
-            expect_close(p.grad, g, f"p.grad of parameter {i} after step {t}", rtol=0, atol=0,
+            expect_close(grad, g, f"p.grad of parameter {i} after step {t}", rtol=0, atol=0,
                          hint="update must not change the gradient in place: grad + wd·p makes "
                               "a new tensor, grad.add_(…) would change p.grad")
 
@@ -90,6 +90,9 @@ class TorchAdam:
                    self.steps, foreach=False, **self.kwargs)
 
 
+TORCH = {"SGD": TorchSGD, "Adam": TorchAdam}
+
+
 # -- T07.1 SGD ---------------------------------------------------------------------------------
 SGD_CONFIGS = [
     {"lr": 0.1},
@@ -116,9 +119,8 @@ def sgd_id(kwargs: dict) -> str:
 @pytest.mark.T07_1
 @pytest.mark.parametrize("kwargs", SGD_CONFIGS, ids=sgd_id)
 @given(problem=problems)
-def test_sgd(kwargs, problem):
-    compare_steps(lambda ps: sn.SGD(ps, **kwargs), lambda ps: TorchSGD(ps, **kwargs),
-                  problem, f"SGD({sgd_id(kwargs)})", SGD_FIRST_HINT, SGD_LATER_HINT)
+def test_sgd(student, kwargs, problem):
+    compare_steps(student, "SGD", kwargs, None, problem, SGD_FIRST_HINT, SGD_LATER_HINT)
 
 
 # -- T07.2 Adam --------------------------------------------------------------------------------
@@ -139,19 +141,11 @@ ADAM_LATER_HINT = ("m = β₁·m + (1 − β₁)·g and v = β₂·v + (1 − β
                    "v/(1 − β₂ᵗ); p ← p − lr·m̂/(√v̂ + ε)")
 
 
-def make_adam(params: list[Tensor], kwargs: dict, impl: str | None) -> sn.Adam:
-    opt = sn.Adam(params, **kwargs)
-    if impl is not None:
-        opt.impl = impl
-    return opt
-
-
 @pytest.mark.T07_2
 @pytest.mark.parametrize("kwargs", ADAM_CONFIGS, ids=sgd_id)
 @given(problem=problems)
-def test_adam(impl, kwargs, problem):
-    compare_steps(lambda ps: make_adam(ps, kwargs, impl), lambda ps: TorchAdam(ps, **kwargs),
-                  problem, f"Adam({sgd_id(kwargs)})", ADAM_FIRST_HINT, ADAM_LATER_HINT)
+def test_adam(student, impl, kwargs, problem):
+    compare_steps(student, "Adam", kwargs, impl, problem, ADAM_FIRST_HINT, ADAM_LATER_HINT)
 
 
 # -- T07.2 Adam.update_amsgrad -----------------------------------------------------------------
@@ -175,7 +169,6 @@ AMSGRAD_LATER_HINT = ("AMSGrad divides by √v_max instead of √v: v_max = stat
 @pytest.mark.T07_2
 @pytest.mark.parametrize("kwargs", AMSGRAD_CONFIGS, ids=sgd_id)
 @given(problem=problems)
-def test_adam_amsgrad(impl, kwargs, problem):
-    compare_steps(lambda ps: make_adam(ps, kwargs, impl), lambda ps: TorchAdam(ps, **kwargs),
-                  problem, f"Adam({sgd_id(kwargs)})", AMSGRAD_FIRST_HINT, AMSGRAD_LATER_HINT,
-                  grad_scales=AMSGRAD_SCALES)
+def test_adam_amsgrad(student, impl, kwargs, problem):
+    compare_steps(student, "Adam", kwargs, impl, problem, AMSGRAD_FIRST_HINT,
+                  AMSGRAD_LATER_HINT, grad_scales=AMSGRAD_SCALES)

@@ -1,7 +1,8 @@
 """Notebook 10 · Going further: T10.1 Residual.backward, T10.2 Concat.backward.
 
-The branches are modules written here (with their own backward) or Identity, so that only the
-containers are tested. References: the same computation in torch with autograd, float64."""
+The student's side: probes/t10_skip_connections.py, whose branches are modules written there
+(with their own backward) or Identity, so that only the containers are tested. References: the
+same computation in torch with autograd, float64, the branches' by the functions below."""
 from __future__ import annotations
 
 import pytest
@@ -10,100 +11,58 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-import scratchnet as sn
-from scratchnet.coursework.checks import expect_close
-from scratchnet.coursework.references import randn
+from scratchnet.coursework.checks import expect_close, expect_true
+from scratchnet.coursework.references import randn, torch_grads
 
 pytestmark = pytest.mark.T10
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
-
-class ChannelScale(sn.Module):
-    """y[n, c, h, w] = a[c]·x[n, c, h, w]²; a: (C,) is a parameter. Keeps the shape."""
-
-    def __init__(self, a: Tensor) -> None:
-        super().__init__()
-        self.register_parameter("a", a)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.save_for_backward(x=x)
-        return self.a.view(1, -1, 1, 1) * x * x
-
-    def backward(self, g: Tensor) -> Tensor:
-        x = self.saved["x"]
-        self.accumulate_grad("a", (g * x * x).sum((0, 2, 3)))
-        return 2 * self.a.view(1, -1, 1, 1) * x * g
-
-    @staticmethod
-    def reference(x: Tensor, a: Tensor) -> Tensor:
-        return a.view(1, -1, 1, 1) * x * x
+def channel_scale(x: Tensor, a: Tensor) -> Tensor:
+    """The probe's ChannelScale: y[n, c, h, w] = a[c]·x[n, c, h, w]²."""
+    return a.view(1, -1, 1, 1) * x * x
 
 
-class ChannelMix(sn.Module):
-    """y[n, o, h, w] = Σ_c m[o, c]·x[n, c, h, w]; m: (C_out, C_in) is a parameter."""
-
-    def __init__(self, m: Tensor) -> None:
-        super().__init__()
-        self.register_parameter("m", m)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.save_for_backward(x=x)
-        return torch.einsum("oc,nchw->nohw", self.m, x)
-
-    def backward(self, g: Tensor) -> Tensor:
-        self.accumulate_grad("m", torch.einsum("nohw,nchw->oc", g, self.saved["x"]))
-        return torch.einsum("oc,nohw->nchw", self.m, g)
-
-    @staticmethod
-    def reference(x: Tensor, m: Tensor) -> Tensor:
-        return torch.einsum("oc,nchw->nohw", m, x)
+def channel_mix(x: Tensor, m: Tensor) -> Tensor:
+    """The probe's ChannelMix: y[n, o, h, w] = Σ_c m[o, c]·x[n, c, h, w]."""
+    return torch.einsum("oc,nchw->nohw", m, x)
 
 
-class Chain(sn.Module):
-    """Two modules in a row, with its own backward (not Sequential, another task's code)."""
-
-    def __init__(self, first: sn.Module, second: sn.Module) -> None:
-        super().__init__()
-        self.first, self.second = first, second
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.second(self.first(x))
-
-    def backward(self, g: Tensor) -> Tensor:
-        return self.first.backward(self.second.backward(g))
+def parameters(spec: dict) -> list[Tensor]:
+    """The described module's parameters (probes/t10_skip_connections.build), in the order of
+    its named_parameters()."""
+    if "param" in spec:
+        return [spec["param"]]
+    return [p for module in spec.get("modules", []) for p in parameters(module)]
 
 
-def torch_function(module: sn.Module):
-    """The module's computation as a torch function of (x, *its parameters)."""
-    if isinstance(module, sn.Identity):
+def torch_function(spec: dict):
+    """A described branch ("scale", "mix", "identity" or a "chain" of two) as a torch function
+    of (x, *its parameters)."""
+    kind = spec["kind"]
+    if kind == "identity":
         return lambda x: x
-    if isinstance(module, Chain):
-        first, second = torch_function(module.first), torch_function(module.second)
-        k = len(list(module.first.parameters()))
+    if kind == "chain":
+        first, second = (torch_function(m) for m in spec["modules"])
+        k = len(parameters(spec["modules"][0]))
         return lambda x, *ps: second(first(x, *ps[:k]), *ps[k:])
-    return type(module).reference
+    return {"scale": channel_scale, "mix": channel_mix}[kind]
 
 
-def reference(f, module: sn.Module, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """f(x, *module's parameters), ∂L/∂x and the parameters' gradients, by torch autograd."""
-    with torch.enable_grad():
-        leaves = [t.detach().clone().requires_grad_(True) for t in (x, *module.parameters())]
-        y = f(*leaves)
-        y.backward(g)
-    return y.detach(), leaves[0].grad, [leaf.grad for leaf in leaves[1:]]
-
-
-def check(module: sn.Module, f, x: Tensor, seed: int, name: str, hint: str) -> None:
-    y_want = f(x, *module.parameters())
+def check(student, spec: dict, f, x: Tensor, seed: int, name: str, hint: str) -> None:
+    params = parameters(spec)
+    y_want = f(x, *params)
     g = randn(tuple(y_want.shape), seed + 7)
-    _, dx, dps = reference(f, module, x, g)
-    y = module(x)
-    expect_close(y, y_want, f"the output of {name}", **TOL,
+    _, (dx, *dps) = torch_grads(f, [x, *params], g)
+    got = student.forward_backward(spec, x, g)
+    expect_close(got["y"], y_want, f"the output of {name}", **TOL,
                  hint="the forward pass is given: did you change it?")
-    expect_close(module.backward(g), dx, f"∂L/∂x of {name}", **TOL, hint=hint)
-    for (param, p), want in zip(module.named_parameters(), dps):
-        expect_close(p.grad, want, f"∂L/∂{param} of {name}", **TOL, hint=hint)
+    expect_close(got["dx"], dx, f"∂L/∂x of {name}", **TOL, hint=hint)
+    expect_true(len(got["grads"]) == len(dps),
+                f"{name} has {len(got['grads'])} parameters, expected {len(dps)}: "
+                f"named_parameters() should list every branch's")
+    for (param, grad), want in zip(got["grads"], dps):
+        expect_close(grad, want, f"∂L/∂{param} of {name}", **TOL, hint=hint)
 
 
 # -- T10.1 Residual ----------------------------------------------------------------------------
@@ -121,33 +80,36 @@ def residual_cases(draw: st.DrawFn) -> tuple[str, tuple[int, int, int, int], int
     return branch, shape, draw(st.integers(0, 2**31))
 
 
-def branch_module(kind: str, c: int, seed: int) -> sn.Module:
-    """A shape-keeping branch over C channels."""
+def branch_module(kind: str, c: int, seed: int) -> dict:
+    """The description of a shape-keeping branch over C channels."""
     if kind == "scale":
-        return ChannelScale(randn((c,), seed + 1))
+        return {"kind": "scale", "param": randn((c,), seed + 1)}
     if kind == "mix":
-        return ChannelMix(randn((c, c), seed + 2))
+        return {"kind": "mix", "param": randn((c, c), seed + 2)}
     if kind == "identity":
-        return sn.Identity()
-    return Chain(ChannelScale(randn((c,), seed + 1)), ChannelMix(randn((c, c), seed + 2)))
+        return {"kind": "identity"}
+    return {"kind": "chain", "modules": [branch_module("scale", c, seed),
+                                         branch_module("mix", c, seed)]}
 
 
 @pytest.mark.T10_1
 @given(case=residual_cases())
-def test_residual(case):
+def test_residual(student, case):
     kind, shape, seed = case
     branch = branch_module(kind, shape[1], seed)
     f = torch_function(branch)
-    check(sn.Residual(branch), lambda x, *ps: x + f(x, *ps), randn(shape, seed), seed,
-          f"Residual({kind})", RESIDUAL_HINT)
+    check(student, {"kind": "residual", "modules": [branch]},
+          lambda x, *ps: x + f(x, *ps), randn(shape, seed), seed, f"Residual({kind})",
+          RESIDUAL_HINT)
 
 
 @pytest.mark.T10_1
-def test_nested_residual():
+def test_nested_residual(student):
     """Residual(Residual(f)): y = 2x + f(x)."""
-    branch = ChannelScale(randn((3,), 1))
-    check(sn.Residual(sn.Residual(branch)),
-          lambda x, a: 2 * x + ChannelScale.reference(x, a), randn((2, 3, 4, 5), 2), 3,
+    branch = {"kind": "scale", "param": randn((3,), 1)}
+    inner = {"kind": "residual", "modules": [branch]}
+    check(student, {"kind": "residual", "modules": [inner]},
+          lambda x, a: 2 * x + channel_scale(x, a), randn((2, 3, 4, 5), 2), 3,
           "Residual(Residual(scale))", RESIDUAL_HINT)
 
 
@@ -172,17 +134,17 @@ def concat_cases(draw: st.DrawFn) -> tuple[tuple[str, ...], int, tuple[int, int,
 
 @pytest.mark.T10_2
 @given(case=concat_cases())
-def test_concat(case):
+def test_concat(student, case):
     kinds, dim, shape, seed = case
     c = shape[1]
     branches = []
     for i, kind in enumerate(kinds):
         if kind == "mix":       # C → 1 … 4 channels
-            branches.append(ChannelMix(randn((1 + (seed + i) % 4, c), seed + i)))
+            branches.append({"kind": "mix", "param": randn((1 + (seed + i) % 4, c), seed + i)})
         else:
             branches.append(branch_module(kind, c, seed + i))
     functions = [torch_function(b) for b in branches]
-    counts = [len(list(b.parameters())) for b in branches]
+    counts = [len(parameters(b)) for b in branches]
 
     def f(x: Tensor, *ps: Tensor) -> Tensor:
         outputs, rest = [], list(ps)
@@ -191,5 +153,5 @@ def test_concat(case):
             rest = rest[k:]
         return torch.cat(outputs, dim)
 
-    check(sn.Concat(*branches, dim=dim), f, randn(shape, seed), seed,
-          f"Concat({', '.join(kinds)}, dim={dim})", CONCAT_HINT)
+    check(student, {"kind": "concat", "modules": branches, "dim": dim}, f, randn(shape, seed),
+          seed, f"Concat({', '.join(kinds)}, dim={dim})", CONCAT_HINT)
