@@ -550,6 +550,19 @@ def test_an_infinite_loop_costs_its_task_only(looping, tmp_path, capsys, monkeyp
     assert list(temp.iterdir()) == []           # the temporary folders are gone
 
 
+def test_a_package_that_never_finishes_importing_fails_its_code_tasks(tmp_path):
+    """A hang at import stops the first test; the other tests are not kept waiting for it."""
+    sub = write_handout(tmp_path / "stuck", blank=set())
+    with (sub / "scratchnet" / "linear.py").open("a") as f:
+        f.write("\nwhile True:\n    pass\n")
+    r, = grade([sub], tasks="T01.1,T02.1", timeout=3)
+    assert r.total == 0, explain(r)
+    reasons = [reason for t in ("T01.1", "T02.1") for reason in r.scores[t].reasons]
+    assert len(reasons) == 4 and reasons[0].endswith("the test ran over 3 s and was stopped")
+    assert all("still starting (importing scratchnet)" in reason for reason in reasons[1:]), \
+        reasons
+
+
 def _processes_in(folder: Path) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():

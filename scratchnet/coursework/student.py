@@ -100,7 +100,7 @@ class Worker(Student):
     def __init__(self, spec: dict) -> None:
         self.spec = spec
         self.process: subprocess.Popen | None = None
-        self.error: str | None = None      # why the submission's package cannot be used
+        self.error: str | None = None      # why the submission's package cannot be used: for good
         self.starts = 0
 
     def _start(self) -> None:
@@ -110,9 +110,14 @@ class Worker(Student):
                 self.spec["argv"], cwd=self.spec["cwd"], env=self.spec["env"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
-        hello = self._receive(float(self.spec.get("start_timeout", 120)), "starting")
+        try:
+            hello = self._receive(float(self.spec.get("start_timeout", 120)), "starting")
+        except BaseException:
+            self.error = ("the process running the student's code was still starting (importing "
+                          "scratchnet) when the test's time was up")
+            raise
         if not isinstance(hello, dict):
-            raise CheckFailed("the process running the student's code did not start properly")
+            hello = {"error": "the process running the student's code did not start properly"}
         origin, error = hello.get("origin"), hello.get("error")
         root = self.spec.get("root")
         if origin and root and not grade_runtime._inside(str(origin), root):
@@ -124,7 +129,7 @@ class Worker(Student):
                 "executable": str(hello.get("executable", ""))})
 
     def _reply(self, task: str, module: str, function: str, args: tuple, kwargs: dict) -> object:
-        if self.process is None or self.process.poll() is not None:
+        if self.error is None and (self.process is None or self.process.poll() is not None):
             self.close()
             self._start()
         if self.error:
