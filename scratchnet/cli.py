@@ -1,4 +1,5 @@
-"""`python -m scratchnet` (or `scratchnet`): build the data, train, evaluate, denoise, benchmark."""
+"""`python -m scratchnet` (or `scratchnet`): build the data, train, sweep, evaluate, denoise,
+benchmark."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,8 @@ examples:
   python -m scratchnet data --from-folder ~/photos --data-dir data/photos
   python -m scratchnet train --model unet --epochs 5 --out runs/unet.pth
   python -m scratchnet train --model unet --epochs 8 --out runs/unet.pth --resume
+  python -m scratchnet train --epochs 5 --out runs/tracked.pth --log-dir runs/tracked
+  python -m scratchnet sweep --lr 1e-3,3e-3,1e-2 --batch-size 16,64 --channels 24,48 --seeds 3
   python -m scratchnet evaluate                          # pretrained models vs. classical baselines
   python -m scratchnet evaluate --checkpoint runs/unet.pth
   python -m scratchnet denoise noisy.png clean.png --model unet
@@ -122,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "  python -m scratchnet train --model unet --epochs 8 --out runs/unet.pth "
                 "--resume\n"
                 "  python -m scratchnet train --optimizer sgd --lr 0.05 --momentum 0.9 "
-                "--max-train 5000")
+                "--max-train 5000\n"
+                "  python -m scratchnet train --epochs 5 --out runs/tracked.pth --log-dir "
+                "runs/tracked\n"
+                "  tensorboard --logdir runs")
     _model_args(p)
     p.add_argument("--epochs", type=_positive_int, default=10, help="epochs in all (default 10)")
     p.add_argument("--batch-size", type=_positive_int, default=32,
@@ -151,8 +157,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", type=Path, default=None, metavar="PTH",
                    help="also save the best weights as a bare state_dict (the format of "
                         "scratchnet/weights/*.pth); not the same file as CKPT")
+    p.add_argument("--log-dir", type=Path, default=None, metavar="DIR",
+                   help="also write TensorBoard event files to DIR, this run's own folder: the "
+                        "loss of each batch, per epoch the loss, validation PSNR and learning "
+                        "rate, a few validation images, and the hyperparameters (tensorboard "
+                        "--logdir PARENT compares the runs in PARENT); with --resume they go on. "
+                        "Needs pip install -e \".[tracking]\"")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_train)
+
+    p = command("sweep", "train the course network over a grid of settings and compare them",
+                "Train the course network with Adam for every combination of the learning "
+                "rates, batch sizes and widths given (or --random K of them), with --seeds "
+                "seeds each, each run in its own folder under OUT with its TensorBoard events "
+                "and, once finished, its result.json. Run the same command again (after Ctrl-C, "
+                "say) and the finished runs are skipped; a half-done one starts over. Prints "
+                "the mean ± std over seeds of each setting, best first, and writes "
+                "OUT/summary.csv (one row per run) and OUT/summary.png (PSNR by setting). "
+                "Needs pip install -e \".[tracking]\".",
+                "examples:\n  python -m scratchnet sweep --lr 1e-3,3e-3,1e-2 --batch-size 16,64 "
+                "--channels 24,48 --epochs 5 --max-train 2000 --max-val 200\n"
+                "  python -m scratchnet sweep --lr 1e-3,3e-3 --seeds 3 --jobs 2 --out runs/lr\n"
+                "  python -m scratchnet sweep --lr 1e-4,1e-2 --batch-size 16,32,64 --random 8 "
+                "--out runs/random\n"
+                "  tensorboard --logdir runs/sweep")
+    p.add_argument("--lr", type=_list_of(_positive_float, "positive numbers"), default=(1e-3,),
+                   metavar="LIST",
+                   help="learning rates, comma-separated (default 1e-3); with --random, the "
+                        "range to draw from, log-uniformly")
+    p.add_argument("--batch-size", type=_list_of(_positive_int, "positive integers"),
+                   default=(32,), metavar="LIST", help="mini-batch sizes (default 32)")
+    p.add_argument("--channels", type=_list_of(_positive_int, "positive integers"),
+                   default=(48,), metavar="LIST",
+                   help="widths of the course network (default 48)")
+    p.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                   help="train each setting with the seeds 0 … N-1 (default 1)")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs per run (default 10)")
+    p.add_argument("--random", type=_positive_int, default=None, metavar="K",
+                   help="train K settings drawn at random instead of every combination: the "
+                        "learning rate log-uniform between the smallest and largest --lr, batch "
+                        "size and width among those given")
+    p.add_argument("--random-seed", type=_seed, default=0, metavar="S",
+                   help="seed of the --random draw (default 0: the same K settings every time)")
+    _data_args(p, train=True)
+    p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
+                   help="train on the first N training pairs only")
+    p.add_argument("--max-val", type=_positive_int, default=None, metavar="N",
+                   help="validate on the first N validation pairs only")
+    p.add_argument("--out", type=Path, default=Path("runs/sweep"), metavar="OUT",
+                   help="folder of the runs and the summary (default runs/sweep)")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help=f"runs trained at a time, each in its own process sharing the CPUs "
+                        f"(default 1; this machine has {_cpu_count()})")
+    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
+    p.set_defaults(run=run_sweep)
 
     p = command("evaluate", "PSNR of denoisers and classical baselines on validation data",
                 "Print a table of PSNRs on (noisy, clean) validation pairs: the noisy input, "
@@ -335,6 +393,25 @@ def _baseline_list(text: str) -> tuple[str, ...]:
 
 
 _baseline_list.__name__ = "a list of baselines"
+
+
+def _list_of(parse, plural: str):
+    """An argparse type: '1e-3,3e-3' → (0.001, 0.003), each item read by `parse`, none twice."""
+    def parse_list(text: str) -> tuple:
+        items = text.split(",")
+        try:
+            values = tuple(parse(item.strip()) for item in items)
+        except argparse.ArgumentTypeError:
+            values = None
+        why = "empty" if not text.strip() else "" if values is None else \
+            "repeated" if len(set(values)) != len(values) else None
+        if why is not None:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {plural}, got {text!r}"
+                                             + (f" ({why})" if why else ""))
+        return values
+
+    parse_list.__name__ = f"a list of {plural}"
+    return parse_list
 
 
 def _cpu_count() -> int:
@@ -552,6 +629,10 @@ def run_train(args: argparse.Namespace) -> int:
                          f"{ckpt['optimizer_class']}; leave --optimizer out to resume it")
     if args.momentum is not None and optimizer_name != "sgd":
         raise ValueError(f"--momentum applies to --optimizer sgd, not {optimizer_name}")
+    if args.log_dir is not None:
+        from .tracking import summary_writer_class
+
+        summary_writer_class()                      # before the data is read
     train_path, val_path = _data_files(args, need_train=True)
     train_pairs = _load_pairs(train_path, "--train")
     val_pairs = _load_pairs(val_path, "--val")
@@ -586,7 +667,7 @@ def run_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, optimizer=optimizer, device=args.device,
                       checkpoint=out, resume=args.resume, seed=args.seed, augment=args.augment,
                       progress=not args.no_progress, max_train=args.max_train,
-                      lr=args.lr if ckpt is not None else None,
+                      lr=args.lr if ckpt is not None else None, log_dir=args.log_dir,
                       callback=_print_epoch if args.no_progress else None)
     except KeyboardInterrupt:
         kept = f"{out} holds the last finished epoch: add --resume to continue from it" \
@@ -595,11 +676,52 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     print(history if not args.no_progress else str(history).splitlines()[-1])
     print(f"checkpoint: {out}")
+    if args.log_dir is not None:
+        print(f"TensorBoard events: {args.log_dir} (tensorboard --logdir {args.log_dir.parent})")
     if args.export is not None:
         from .course import export_weights
 
         history_file = export_weights(load_checkpoint(out), args.export)
         print(f"best weights (epoch {history.best_epoch}): {args.export}, history: {history_file}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from .sweep import (
+        CSV_FILE,
+        FIGURE_FILE,
+        SweepInterrupted,
+        format_summary,
+        grid_configs,
+        random_configs,
+        summarise,
+        sweep,
+    )
+    from .tracking import summary_writer_class
+
+    summary_writer_class()                          # before the data is read
+    grid = {"lr": args.lr, "batch_size": args.batch_size, "channels": args.channels}
+    settings = random_configs(grid, args.random, args.random_seed) if args.random else \
+        grid_configs(grid)
+    train_path, val_path = _data_files(args, need_train=True)
+    train_pairs = _load_pairs(train_path, "--train")
+    val_pairs = _load_pairs(val_path, "--val")
+    n_train = min(len(train_pairs[0]), args.max_train or len(train_pairs[0]))
+    n_val = min(len(val_pairs[0]), args.max_val or len(val_pairs[0]))
+    print(f"sweep: {len(settings)} setting(s) × {args.seeds} seed(s), {args.epochs} epoch(s) "
+          f"each, on {n_train} pairs from {train_path}, validating on {n_val} images from "
+          f"{val_path}; runs in {args.out}", flush=True)
+    try:
+        rows = sweep(settings, train_pairs=train_pairs, val_pairs=val_pairs, seeds=args.seeds,
+                     epochs=args.epochs, out=args.out, max_train=args.max_train,
+                     max_val=args.max_val, jobs=args.jobs, device=args.device,
+                     log=lambda line: print(line, flush=True))
+    except SweepInterrupted as e:
+        print(f"\ninterrupted; {e}", file=sys.stderr)
+        return 130
+    print(f"\n{format_summary(summarise(rows))}\n")
+    print(f"wrote {args.out / CSV_FILE} (one row per run) and {args.out / FIGURE_FILE}; "
+          f"their curves: tensorboard --logdir {args.out}")
     return 0
 
 

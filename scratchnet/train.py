@@ -130,7 +130,7 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
         "auto", checkpoint: str | os.PathLike | None = None, resume: bool = False, seed: int = 0,
         augment: bool = False, progress: bool = True, max_train: int | None = None,
         callback: Callable[[History], None] | None = None, val_batch_size: int = 256,
-        lr: float | None = None) -> History:
+        lr: float | None = None, log_dir: str | os.PathLike | None = None) -> History:
     """Train `model` to map train_pairs[0] to train_pairs[1] with MSE (Noise2Noise: two noisy
     copies); after each epoch measure the PSNR on val_pairs = (noisy, clean).
 
@@ -144,6 +144,10 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
     epochs are done in all; the optimizer's state, learning rate included, is the checkpoint's,
     unless `lr` is given: then every parameter group continues with lr.
     callback(history) runs after each epoch (e.g. to draw live loss/PSNR curves in a notebook).
+    log_dir: write TensorBoard event files there (see `scratchnet.tracking`): the loss of each
+    batch, per epoch the loss, validation PSNR and learning rate, a few validation images, and
+    the run's hyperparameters; needs TensorBoard (pip install -e ".[tracking]"), else raises
+    TrackingUnavailable (an ImportError) before training.
     Raises TrainingDiverged as soon as the loss, or after an epoch any parameter, is NaN/inf:
     the checkpoint keeps the last good epoch. Warns (RuntimeWarning) when the best validation
     PSNR is below the noisy input's: the network makes images worse.
@@ -154,14 +158,15 @@ def fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None = None, epoch
     return _fit(model, train_pairs, val_pairs, epochs=epochs, batch_size=batch_size,
                 optimizer=optimizer, device=device, checkpoint=checkpoint, resume=resume,
                 seed=seed, augment=augment, progress=progress, max_train=max_train,
-                callback=callback, val_batch_size=val_batch_size, lr=lr)
+                callback=callback, val_batch_size=val_batch_size, lr=lr, log_dir=log_dir)
 
 
 def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, *, epochs: int,
          batch_size: int, optimizer: Optimizer | None, device: str | torch.device,
          checkpoint: str | os.PathLike | None, resume: bool, seed: int, augment: bool,
          progress: bool, max_train: int | None, callback: Callable[[History], None] | None,
-         val_batch_size: int, lr: float | None) -> History:
+         val_batch_size: int, lr: float | None,
+         log_dir: str | os.PathLike | None = None) -> History:
     """`fit` on pairs already checked."""
     a, b = train_pairs
     if max_train is not None:
@@ -208,48 +213,64 @@ def _fit(model: Module, train_pairs: Pairs, val_pairs: Pairs | None, *, epochs: 
     crit = MSELoss()
     loader = PairLoader(a, b, batch_size, shuffle=True, device=device, augment=augment, seed=seed)
     loader.epoch = start
-    for epoch in range(start, epochs):
-        began = time.perf_counter()
-        loss_sum = 0.0
-        bar = progress_bar(len(loader), f"epoch {epoch + 1}/{epochs}", progress, unit="batch")
-        model.train()
-        for i, (x, y) in enumerate(loader):
-            loss = float(crit(model(x), y))
-            if not math.isfinite(loss):
+    log = None
+    if log_dir is not None:
+        from .tracking import RunLog, run_hparams
+
+        log = RunLog(log_dir, run_hparams(model, optimizer, len(a), batch_size, epochs, seed,
+                                          augment), val_pairs, start, len(loader))
+    try:
+        for epoch in range(start, epochs):
+            began = time.perf_counter()
+            loss_sum = 0.0
+            bar = progress_bar(len(loader), f"epoch {epoch + 1}/{epochs}", progress, unit="batch")
+            model.train()
+            for i, (x, y) in enumerate(loader):
+                loss = float(crit(model(x), y))
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise _diverged(f"the training loss became {loss}", epoch, i + 1, checkpoint,
+                                    history)
+                optimizer.zero_grad()
+                with _images_need_no_grad(model):
+                    model.backward(crit.backward())
+                optimizer.step()
+                loss_sum += loss * len(x)
+                if log is not None:
+                    log.batch(epoch * len(loader) + i + 1, loss)
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+            bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+            if bad:
                 bar.close()
-                raise _diverged(f"the training loss became {loss}", epoch, i + 1, checkpoint,
-                                history)
-            optimizer.zero_grad()
-            with _images_need_no_grad(model):
-                model.backward(crit.backward())
-            optimizer.step()
-            loss_sum += loss * len(x)
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
-        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-        if bad:
+                raise _diverged(f"the parameter {bad[0]} became NaN/inf", epoch, len(loader),
+                                checkpoint, history)
+            history.train_loss.append(loss_sum / len(a))
+            summary = {"loss": f"{history.train_loss[-1]:.5f}"}
+            if val_pairs is not None:
+                history.val_psnr.append(_evaluate_psnr(model, *val_pairs, val_batch_size, device))
+                summary["val PSNR"] = f"{history.val_psnr[-1]:.2f} dB"
+            history.seconds.append(time.perf_counter() - began)
+            if val_pairs is None or history.val_psnr[-1] > history.best_psnr:
+                history.best_psnr = history.val_psnr[-1] if val_pairs is not None else math.nan
+                history.best_epoch = epoch + 1
+                best_state = _cpu_state(model.state_dict())
+            bar.set_postfix(summary, refresh=False)
             bar.close()
-            raise _diverged(f"the parameter {bad[0]} became NaN/inf", epoch, len(loader),
-                            checkpoint, history)
-        history.train_loss.append(loss_sum / len(a))
-        summary = {"loss": f"{history.train_loss[-1]:.5f}"}
-        if val_pairs is not None:
-            history.val_psnr.append(_evaluate_psnr(model, *val_pairs, val_batch_size, device))
-            summary["val PSNR"] = f"{history.val_psnr[-1]:.2f} dB"
-        history.seconds.append(time.perf_counter() - began)
-        if val_pairs is None or history.val_psnr[-1] > history.best_psnr:
-            history.best_psnr = history.val_psnr[-1] if val_pairs is not None else math.nan
-            history.best_epoch = epoch + 1
-            best_state = _cpu_state(model.state_dict())
-        bar.set_postfix(summary, refresh=False)
-        bar.close()
-        if checkpoint is not None:
-            atomic_save({"model": _cpu_state(model.state_dict()), "best_model": best_state,
-                         "optimizer": optimizer.state_dict(),
-                         "optimizer_class": type(optimizer).__name__, "epoch": epoch + 1,
-                         "history": asdict(history), "spec": spec}, checkpoint)
-        if callback is not None:
-            callback(history)
+            if checkpoint is not None:
+                atomic_save({"model": _cpu_state(model.state_dict()), "best_model": best_state,
+                             "optimizer": optimizer.state_dict(),
+                             "optimizer_class": type(optimizer).__name__, "epoch": epoch + 1,
+                             "history": asdict(history), "spec": spec}, checkpoint)
+            if log is not None:
+                log.epoch(epoch + 1, epochs, history.train_loss[-1],
+                          history.val_psnr[-1] if val_pairs is not None else None,
+                          history.best_psnr, optimizer.param_groups[0]["lr"], model)
+            if callback is not None:
+                callback(history)
+    finally:
+        if log is not None:
+            log.close()
     if noisy_psnr is not None and history.val_psnr and history.best_psnr < noisy_psnr:
         warnings.warn(f"fit: the best validation PSNR, {history.best_psnr:.2f} dB, is below the "
                       f"noisy input's {noisy_psnr:.2f} dB: the network makes the images worse. "
