@@ -5,6 +5,7 @@ rates, batch sizes and widths, a few seeds each, and summarise the runs.
                  epochs=5, out="runs/sweep", train_pairs=train, val_pairs=val, max_train=2000)
     print(format_summary(summarise(rows)))        # mean ± spread over seeds, best first
     plot_summary(rows)                            # a matplotlib Figure
+    rows = read_rows("runs/sweep/summary.csv")    # the rows again, from the CSV
 
 Each run trains `course_denoiser(channels)` with Adam at its lr in OUT/<run_name>/, writing its
 TensorBoard events there, and ends by writing OUT/<run_name>/result.json atomically: a run with a
@@ -332,6 +333,20 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pat
                              f"{row['seconds']:.2f}", row["status"]])
 
     return atomic_write(path, write, text=True)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a summary CSV that write_csv wrote (a sweep's summary.csv), typed again:
+    numbers as int or float, the status as text."""
+    types = {"lr": float, "batch_size": int, "channels": int, "seed": int, "epochs": int,
+             "final_psnr": float, "best_psnr": float, "best_epoch": int, "seconds": float,
+             "status": str}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path} is not a sweep's summary: its columns are "
+                             f"{', '.join(reader.fieldnames or ())}, not {', '.join(COLUMNS)}")
+        return [{k: types[k](v) for k, v in row.items()} for row in reader]
 
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

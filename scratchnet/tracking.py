@@ -121,3 +121,20 @@ class RunLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def read_scalars(log_dir: str | os.PathLike, tag: str) -> list[tuple[int, float]]:
+    """A run's values of scalar `tag` ('psnr/val', 'loss/train_step', …), as TensorBoard reads
+    them from the event files in `log_dir`: [(step, value), …] in step order."""
+    summary_writer_class()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = Path(log_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"no run folder {path}", str(path))
+    events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        raise KeyError(f"{path} has no scalar {tag!r}; it has "
+                       f"{', '.join(sorted(events.Tags()['scalars'])) or 'none'}")
+    return [(e.step, e.value) for e in sorted(events.Scalars(tag), key=lambda e: e.step)]

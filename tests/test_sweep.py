@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +110,13 @@ def test_an_interrupted_sweep_goes_on_with_the_runs_left_and_the_same_summary(da
     first = read_csv(out / "summary.csv")
     assert [float(r["best_psnr"]) for r in first] == pytest.approx([r["best_psnr"] for r in rows],
                                                                    abs=1e-4)
+    again = sw.read_rows(out / "summary.csv")
+    assert [(r["lr"], r["channels"], r["seed"], r["status"]) for r in again] == \
+        [(r["lr"], r["channels"], r["seed"], r["status"]) for r in rows]
+    assert [r["best_psnr"] for r in again] == pytest.approx([r["best_psnr"] for r in rows],
+                                                            abs=1e-4)
+    with pytest.raises(ValueError, match="is not a sweep's summary"):
+        sw.read_rows(out / "sweep.json")
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("lr0.001_bs8_ch4_seed0", "lr0.01_bs8_ch6_seed1"):
         assert len(list((out / name).glob("events.out.tfevents.*"))) == 1
@@ -276,3 +284,17 @@ def test_the_command_has_help_with_examples(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     assert "--random K" in out and "examples:" in out and "python -m scratchnet sweep" in out
+
+
+def test_the_shipped_fuller_sweep_is_the_grid_its_notes_describe():
+    """notebooks/results/full_sweep.csv, drawn in notebook 12: every setting of the command in
+    full_sweep.md, 3 seeds each, read back by read_rows."""
+    results = Path(__file__).resolve().parents[1] / "notebooks" / "results"
+    rows = sw.read_rows(results / "full_sweep.csv")
+    notes = (results / "full_sweep.md").read_text(encoding="utf-8")
+    assert "--lr 3e-4,1e-3,3e-3,1e-2,3e-2 --batch-size 16,64 --channels 24,48 --seeds 3" in notes
+    settings = {(r["lr"], r["batch_size"], r["channels"]) for r in rows}
+    assert settings == {(lr, b, c) for lr in (3e-4, 1e-3, 3e-3, 1e-2, 3e-2) for b in (16, 64)
+                        for c in (24, 48)}
+    assert sorted(r["seed"] for r in rows) == sorted(list(range(3)) * 20)
+    assert all(r["epochs"] == 5 and r["status"] == "ok" for r in rows)

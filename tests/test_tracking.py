@@ -10,7 +10,7 @@ import scratchnet as sn
 from scratchnet import cli
 from scratchnet.data import save_pairs
 from scratchnet.models import course_denoiser
-from scratchnet.tracking import GAP, TrackingUnavailable
+from scratchnet.tracking import GAP, TrackingUnavailable, read_scalars
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import (
@@ -68,6 +68,13 @@ def test_event_files_carry_the_history(data, tmp_path):
     assert scalars(events, "psnr/val") == ([1, 2], pytest.approx(history.val_psnr, rel=1e-6))
     best = [max(history.val_psnr[:i + 1]) for i in range(2)]
     assert scalars(events, "psnr/best") == ([1, 2], pytest.approx(best, rel=1e-6))
+    assert [s for s, _ in read_scalars(tmp_path / "run", "psnr/val")] == [1, 2]
+    assert [v for _, v in read_scalars(tmp_path / "run", "psnr/val")] == \
+        pytest.approx(history.val_psnr, rel=1e-6)
+    with pytest.raises(KeyError, match="has no scalar 'psnr/test'; it has loss/train, "):
+        read_scalars(tmp_path / "run", "psnr/test")
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        read_scalars(tmp_path / "elsewhere", "psnr/val")
     assert scalars(events, "lr") == ([1, 2], pytest.approx([3e-3, 3e-3]))
     images = events.Images("images/noisy_denoised_clean")
     assert [i.step for i in images] == [1, 2]              # the first and the last epoch

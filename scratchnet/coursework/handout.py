@@ -52,7 +52,7 @@ FAST_PATH_MODULES = {"scratchnet/winograd.py"}
 _REQUIREMENT = re.compile(r'^\s*(?:"|-\s+)([A-Za-z0-9][A-Za-z0-9._-]*)(?=[\s"<>=!~;\[,]|$)')
 TEMPLATE = Path(__file__).with_name("student_readme.md")
 DEFAULT_TORCH = "torch==2.13.0"
-_SKIP_DIRS = {"__pycache__", "build", "dist"}
+_SKIP_DIRS = {"__pycache__", "build", "dist", "runs"}  # runs: a sweep's outputs
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _GRADE_ID = re.compile(r"^T(\d{2})_(\d+)(?![0-9])")
 

@@ -30,6 +30,7 @@ NOTEBOOKS = {
     "09": "09_passing_bm3d",
     "10": "10_going_further",
     "11": "11_fast_paths",
+    "12": "12_choosing_hyperparameters",
 }
 KINDS = ("code", "check", "exercise", "written")
 
@@ -243,6 +244,10 @@ TASKS: tuple[Task, ...] = (
     Task("T11.1", "Exercise: one tile of Winograd F(2×2, 3×3)", 2, "exercise", "§1"),
     Task("T11.2", "Exercise: the input gradient by the flipped kernel", 2, "exercise", "§2",
          depends=("T04.3", "T04.4")),
+    # 12 · Choosing hyperparameters
+    Task("T12.1", "Exercise: a difference and its standard error", 2, "exercise", "§6"),
+    Task("T12.2", "Exercise: how many seeds a difference needs", 1, "exercise", "§6"),
+    Task("T12.3", "Written: what a small sweep can tell", 1, "written", "Exercises"),
 )
 
 BY_ID = {t.id: t for t in TASKS}
