@@ -745,7 +745,7 @@ class _Grader:
         spec = {"argv": worker, "cwd": str(tmp), "env": ws.env(), "root": str(tmp),
                 "timeout": self.timeout, "log": str(private / "worker.log"),
                 "results": str(results)}
-        own = Path(__import__("scratchnet").__file__).resolve().parents[1]
+        own = Path(__file__).resolve().parents[2]      # where this scratchnet is imported from
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
         env.update(PYTHONPATH=os.pathsep.join([str(self.material), str(own)]),
