@@ -204,3 +204,12 @@ def adam_kwargs(draw: st.DrawFn) -> dict[str, Any]:
             "eps": draw(st.sampled_from([1e-8, 1e-3])),
             "weight_decay": draw(st.sampled_from([0.0, 1e-2])),
             "amsgrad": draw(st.booleans()), "decoupled_weight_decay": draw(st.booleans())}
+
+
+def noisy_pairs(n: int, seed: int, size: int = 16) -> tuple[Tensor, Tensor]:
+    """Two noisy uint8 copies (N, 3, size, size) of the same random clean images (values 40 to
+    215, Gaussian noise of level 25): Noise2Noise training or validation pairs."""
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randint(40, 216, (n, 3, size, size), generator=g).float()
+    return tuple((clean + 25 * torch.randn(clean.shape, generator=g)).round().clamp(0, 255)
+                 .to(torch.uint8) for _ in range(2))

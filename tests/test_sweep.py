@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from strategies import noisy_pairs
 
 import scratchnet.sweep as sw
 from scratchnet import cli
@@ -20,16 +21,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*runs ended below the noisy inp
 GRID = {"lr": [1e-3, 1e-2], "batch_size": [8], "channels": [4, 6]}
 
 
-def pairs(n: int, seed: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(40, 216, (n, 3, size, size), generator=g).float()
-    return tuple((clean + 25 * torch.randn(clean.shape, generator=g)).round().clamp(0, 255)
-                 .to(torch.uint8) for _ in range(2))
-
-
 @pytest.fixture(scope="module")
 def data():
-    return pairs(32, 0), pairs(8, 1)
+    return noisy_pairs(32, 0), noisy_pairs(8, 1)
 
 
 def run(data, out, settings=GRID, **kw) -> tuple[list[dict], list[str]]:

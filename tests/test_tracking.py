@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from strategies import noisy_pairs
 
 import scratchnet as sn
 from scratchnet import cli
@@ -22,17 +23,10 @@ INSTALL = 'pip install -e ".[tracking]"'
 pytestmark = pytest.mark.filterwarnings("ignore:fit. the best validation PSNR:RuntimeWarning")
 
 
-def pairs(n: int, seed: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(40, 216, (n, 3, size, size), generator=g).float()
-    return tuple((clean + 25 * torch.randn(clean.shape, generator=g)).round().clamp(0, 255)
-                 .to(torch.uint8) for _ in range(2))
-
-
 @pytest.fixture(scope="module")
 def data():
-    train = pairs(32, 0)
-    noisy, clean = pairs(8, 1)
+    train = noisy_pairs(32, 0)
+    noisy, clean = noisy_pairs(8, 1)
     return train, (noisy, clean)
 
 

@@ -314,15 +314,24 @@ def _none_arguments(call: _Call) -> list[str]:
                if value is None])
 
 
+def raised_at(error: BaseException) -> str:
+    """'  at scratchnet/conv.py:12, in conv2d_forward: <the line>', the innermost frame of the
+    student's package that `error` passed through, or ''."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if is_student_file(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    path = Path(frame.filename).resolve().relative_to(PACKAGE.parent).as_posix()
+    return f"  at {path}:{frame.lineno}, in {frame.name}" + (f": {frame.line}" if frame.line
+                                                             else "")
+
+
 def _crash_message(error: BaseException, call: _Call) -> str:
     """What `reporting_crashes` says about `error`, raised in `call`."""
     lines = [f"{_describe_call(call)} raised {type(error).__name__}: {error}"]
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if is_student_file(f.filename)]
-    if frames:
-        frame = frames[-1]
-        path = Path(frame.filename).resolve().relative_to(PACKAGE.parent).as_posix()
-        lines.append(f"  at {path}:{frame.lineno}, in {frame.name}"
-                     + (f": {frame.line}" if frame.line else ""))
+    where = raised_at(error)
+    if where:
+        lines.append(where)
     nones = _none_arguments(call)
     if nones and "NoneType" in str(error):
         verb, it = ("is", "it") if len(nones) == 1 else ("are", "them")

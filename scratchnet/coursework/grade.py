@@ -453,6 +453,13 @@ def drop_fast_paths(path: Path) -> None:
         return
 
 
+def _inherited_environment() -> dict[str, str]:
+    """The grader's environment for its subprocesses, less what would change how Python, pytest
+    or scratchnet run there (each sets its own)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
+
+
 class _Workspace:
     """A submission's copy in a fresh temporary folder: the student edition's `scratchnet/` with
     the submission's files (`submission_files`), its notebooks, the instructor's tests/tasks,
@@ -523,8 +530,7 @@ class _Workspace:
     def env(self) -> dict[str, str]:
         """The environment of the processes that run the submission's code."""
         assert self.dir is not None
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
+        env = _inherited_environment()
         private = self.dir / ".grader"
         env.update(HOME=str(private / "home"), XDG_CACHE_HOME=str(private / "home"),
                    MPLCONFIGDIR=str(private / "home"),
@@ -746,8 +752,7 @@ class _Grader:
                 "timeout": self.timeout, "log": str(private / "worker.log"),
                 "results": str(results)}
         own = Path(__file__).resolve().parents[2]      # where this scratchnet is imported from
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PYTHON", "PYTEST", "SCRATCHNET_", "COV_"))}
+        env = _inherited_environment()
         env.update(PYTHONPATH=os.pathsep.join([str(self.material), str(own)]),
                    PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="",
                    PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1",

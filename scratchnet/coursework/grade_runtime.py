@@ -272,22 +272,6 @@ def receive(stream) -> bytes | None:
     return data if len(data) == int.from_bytes(header, "little") else None
 
 
-def _where_raised(error: BaseException) -> str:
-    """'  at scratchnet/conv.py:12, in conv2d_forward: …' for the innermost frame of the
-    student's package, or ''."""
-    import traceback
-
-    guard = sys.modules.get("scratchnet_guard")
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if guard is not None and guard.is_student_file(f.filename)]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    path = Path(frame.filename).resolve().relative_to(guard.PACKAGE.parent).as_posix()
-    return f"\n  at {path}:{frame.lineno}, in {frame.name}" + (f": {frame.line}" if frame.line
-                                                               else "")
-
-
 def call_probe(task: str, module: str, function: str, args: tuple, kwargs: dict) -> dict:
     """Run probes.<module>.<function>(*args, **kwargs) as task `task`'s code: the guard refuses
     the forbidden functions, and an exception in the task's functions is described as
@@ -295,7 +279,7 @@ def call_probe(task: str, module: str, function: str, args: tuple, kwargs: dict)
     import importlib
     from contextlib import nullcontext
 
-    from scratchnet.coursework.checks import CheckFailed, _is_stub, reporting_crashes
+    from scratchnet.coursework.checks import CheckFailed, _is_stub, raised_at, reporting_crashes
 
     guard = sys.modules.get("scratchnet_guard")
     try:
@@ -305,14 +289,11 @@ def call_probe(task: str, module: str, function: str, args: tuple, kwargs: dict)
             return {"value": probe(*args, **kwargs)}
     except CheckFailed as e:
         return {"error": str(e)}
-    except NotImplementedError as e:
-        if _is_stub(e):                  # a blank task: its message says what to write
-            return {"error": f"NotImplementedError: {e}"}
-        return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - whatever the student's code raises, SystemExit too
-        return {"error": f"{type(e).__name__}: {e}{_where_raised(e)}"}
+        where = "" if _is_stub(e) else raised_at(e)    # a blank task's message says it all
+        return {"error": f"{type(e).__name__}: {e}" + (f"\n{where}" if where else "")}
 
 
 def checked(reply: dict | str) -> dict:

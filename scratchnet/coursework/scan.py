@@ -28,6 +28,7 @@ import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .guard import FOLD_TASKS
 from .regions import functions
 
 FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim", "torch._C", "torch.ops",
@@ -35,7 +36,6 @@ FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim", "torch._
              "torch._functorch", "torch.vmap", "torch.enable_grad", "torch.set_grad_enabled",
              "functorch")
 FOLD = ("torch.nn.functional.fold", "torch.nn.functional.unfold")
-FOLD_TASKS = frozenset({"T04.1", "T04.2"})
 INDIRECT_MODULES = ("importlib", "builtins", "gc", "ctypes", "inspect", "pytest", "_pytest",
                     "pluggy", "IPython.core", "IPython.terminal", "ipykernel", "traitlets", "scratchnet_grade_runtime",
                     "scratchnet_guard", "nbclient", "jupyter_client", "zmq", "subprocess",
