@@ -948,13 +948,15 @@ def _similarity(paths: list[Path], args: argparse.Namespace) -> None:
     """--similarity: the report, and the most similar pairs of submissions on the terminal."""
     import tempfile
 
-    from .coursework.grade import instructor_root, submission_names
+    from .coursework.grade import instructor_root, parse_tasks, submission_names
     from .coursework.handout import write_handout
     from .coursework.similarity import by_submissions, similarity_report
 
+    tasks = {t.id for t in parse_tasks(args.tasks)}
     with tempfile.TemporaryDirectory(prefix="scratchnet-similarity-") as tmp:
         handout = write_handout(Path(tmp) / "handout", source=instructor_root(args.source))
-        pairs = similarity_report(paths, submission_names(paths), args.similarity, handout)
+        pairs = similarity_report(paths, submission_names(paths), args.similarity, handout,
+                                  tasks=tasks)
     groups = by_submissions(pairs)
     print(f"wrote {args.similarity}: {len(pairs)} task(s) share over half their code"
           + (", by pair of submissions:" if groups else ""))

@@ -107,7 +107,17 @@ class GradcheckReport:
             raise AssertionError(str(self))
 
 
+def _plain(value: object, what: str) -> object:
+    """`value`, unless it is a tensor of a subclass of torch.Tensor, whose own code may answer
+    every operation on it, comparisons included: then a TypeError."""
+    if isinstance(value, Tensor) and type(value) not in (Tensor, torch.nn.Parameter):
+        raise TypeError(f"{what} is a {type(value).__name__}, a subclass of torch.Tensor: "
+                        "a module returns plain tensors")
+    return value
+
+
 def _row(reference: str, name: str, got: Tensor, expected: Tensor, tol: float) -> CheckRow:
+    _plain(got, name)
     got, expected = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     if got.shape != expected.shape:
         return CheckRow(reference, name, tuple(expected.shape), math.inf, math.inf, tol, False)
@@ -119,7 +129,7 @@ def _row(reference: str, name: str, got: Tensor, expected: Tensor, tol: float) -
 
 def _first(output: Tensor | tuple[Tensor, ...]) -> Tensor:
     """The output that is checked: the first one of a forward that returns a tuple."""
-    return output[0] if isinstance(output, tuple) else output
+    return _plain(output[0] if isinstance(output, tuple) else output, "the output")
 
 
 def _analytic(module: Module, inputs: tuple[Tensor, ...], grad_out: Tensor,

@@ -3,6 +3,7 @@ check's full message, flags), a CSV whose rows are written as submissions are gr
 Ctrl-C keeps them and --resume goes on), and a similarity report of the task code."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,8 +160,14 @@ def test_similarity_finds_the_copies_and_not_the_hand_out(class_of_three, tmp_pa
     assert any(p.task == "T01.2" for p in pairs)           # renamed variables still match
     ((first, second, n, share),) = by_submissions(pairs)
     assert {first, second} == {"alice", "bob"} and n == len(pairs) and share > 0.9
-    assert out.is_file() and "alice" in out.read_text()
+    page = out.read_text()
+    assert re.search(r"<h3>T01\.2: (alice|bob) \(\d+% shared\) ~ (bob|alice) ", page)
+    assert page.count("<pre>") == 2 * len(pairs)
+    assert "highlight-red" in page and "self.memo" in page       # bob's code, matches marked
+    assert "scratchnet-similarity" not in page and str(tmp_path) not in page   # no paths
     assert cli.main(["grade", *map(str, class_of_three), "--tasks", "T02.1",
                      "--similarity", str(tmp_path / "s.html")]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if " ~ " in line]
-    assert listed and all("alice ~ bob:" in line for line in listed), listed
+    assert listed == ["  alice ~ bob: 1 task(s), 100% shared on average"], listed
+    page = (tmp_path / "s.html").read_text()
+    assert "(T02.1)" in page and "<h3>T02.1: " in page and "T01.2" not in page

@@ -134,6 +134,32 @@ for _path in _glob.glob("/tmp/**/*.jsonl", recursive=True):
         _f.write(_json.dumps({"event": "report", "nodeid": "x", "when": "call",
                               "outcome": "passed", "message": ""}) + "\\n")
 """)),
+    # a wrong Scale, passed by a cell that disables the checks' failures in a way the scan does
+    # not read (the course's modules are sealed in the kernel); an Exp whose outputs answer
+    # every torch function, comparisons included, with True
+    "forged_values": lambda s: (
+        set_cell(s, "T01_5_solution", (
+            "class Scale(sn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.register_parameter('a', torch.ones(()))\n"
+            "    def forward(self, x):\n"
+            "        return x\n"
+            "    def backward(self, grad_output):\n"
+            "        return grad_output\n")),
+        set_cell(s, "T01_5_solution", (
+            "import scratchnet.coursework.checks as _checks\n"
+            "_checks.__setattr__('_fail', lambda *a, **k: None)\n"), before=True),
+        set_cell(s, "T01_6_solution", (
+            "class _Agree(torch.Tensor):\n"
+            "    @classmethod\n"
+            "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+            "        return True\n\n"
+            "class Exp(sn.Module):\n"
+            "    def forward(self, x):\n"
+            "        return torch.zeros_like(x).as_subclass(_Agree)\n"
+            "    def backward(self, grad_output):\n"
+            "        return torch.zeros_like(grad_output).as_subclass(_Agree)\n"))),
     # a notebook cell that looks for the runner's records to forge them, then kills its kernel;
     # and a task file that writes outside its workspace and allocates past the memory limit
     "forger": lambda s: (
@@ -248,6 +274,17 @@ def test_verdicts_are_out_of_reach_of_the_submissions_code(attacked):
     assert (None, "sys.modules") in flagged(r)
 
 
+def test_the_course_modules_are_sealed_and_forged_values_refused_in_a_kernel(attacked):
+    r = attacked["forged_values"]
+    assert points(r, "T01.5") == 0, r.scores["T01.5"].reasons
+    assert any("is the course's and cannot be changed" in reason
+               for reason in r.scores["T01.5"].reasons), r.scores["T01.5"].reasons
+    assert points(r, "T01.6") == 0
+    assert {("T01.6", "class _Agree(torch.Tensor)"), ("T01.6", "_Agree.__torch_function__")} \
+        <= flagged(r)
+    assert points(r, "T01.2") == 3 and points(r, "T03.4") == task("T03.4").points
+
+
 def test_forged_records_and_a_killed_kernel_earn_nothing(attacked):
     """The kernel the forger killed is replaced: the exercise after it keeps its points."""
     r = attacked["forger"]
@@ -314,6 +351,63 @@ def test_the_scan_flags_code_that_changes_what_a_graded_cell_compares():
     own = ("import scratchnet as sn\nsn.Linear.note = 'mine'\nlayer = sn.Linear(2, 2)\n"
            "layer.weight.grad = None\n")
     assert scan_cells([Cell("c1", own, "student"), Cell("c2", "check()", "graded")]) == []
+
+
+def test_the_scan_flags_values_that_answer_a_check_themselves():
+    """A class that is a number, a container or a tensor, or that decides how it compares, is
+    truthy or passes isinstance — the way to make `passes == 70` or torch.allclose say yes."""
+    forged = {
+        "class Count(int):\n    pass\n": "class Count(int)",
+        "import torch\nclass T(torch.Tensor):\n    pass\n": "class T(torch.Tensor)",
+        "from torch import Tensor\nclass T(Tensor):\n    pass\n": "class T(torch.Tensor)",
+        "class Any:\n    def __eq__(self, other):\n        return True\n": "Any.__eq__",
+        "class Any:\n    __bool__ = lambda self: True\n": "Any.__bool__",
+        "class T:\n    @classmethod\n    def __torch_function__(cls, *a, **k):\n"
+        "        return True\n": "T.__torch_function__",
+        "Count = type('Count', (int,), {})\n": "type(name, bases, namespace)",
+        "x = object()\nx.__class__ = int\n": "….__class__ = …",
+        "setattr(object(), '__eq__', print)\n": "setattr(…, '__eq__')",
+    }
+    for source, name in forged.items():
+        found = scan_cells([Cell("c1", source, "solution", "T01.7")])
+        assert ("c1", "T01.7", name, "forged value") in \
+            {(f.file, f.task, f.name, f.kind) for f in found}, (source, found)
+    plain = "class Scale:\n    def __len__(self):\n        return 1\n    def __repr__(self):\n" \
+            "        return 'Scale()'\n"
+    assert scan_cells([Cell("c1", plain, "solution", "T01.5")]) == []
+
+
+def test_checks_take_plain_values_only():
+    """What a check compares is a plain tensor, number or bool: a tensor subclass (whose own
+    code would answer the comparison) and an object that decides its own truth fail."""
+    import torch
+
+    from scratchnet.coursework.checks import CheckFailed, expect_close, expect_true
+    from scratchnet.gradcheck import gradcheck
+    from scratchnet.module import Module
+
+    class Agree(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True
+
+    with pytest.raises(CheckFailed, match="is a Agree, a subclass of torch.Tensor"):
+        expect_close(torch.zeros(3).as_subclass(Agree), torch.ones(3), "y")
+    expect_true(True, "")
+    expect_true(torch.tensor([1.0, 2.0]).isfinite().all(), "")
+    for truthy in (1, [0], "yes", torch.ones(2)):
+        with pytest.raises(CheckFailed, match="not True or False"):
+            expect_true(truthy, "a check")
+
+    class Forger(Module):
+        def forward(self, x):
+            return x.clone().as_subclass(Agree)
+
+        def backward(self, grad_output):
+            return grad_output
+
+    with pytest.raises(TypeError, match="the output is a Agree"):
+        gradcheck(Forger(), torch.randn(2, 3))
 
 
 def test_the_scan_reads_a_notebook_as_one_namespace():

@@ -61,8 +61,14 @@ def _where(flat_index: int, shape: torch.Size) -> str:
     return str(tuple(reversed(index))) if index else "(the only element)"
 
 
+PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
+
+
 def _as_tensor(value: object, what: str, role: str) -> Tensor:
     if isinstance(value, Tensor):
+        if type(value) not in PLAIN_TENSORS:    # its own code would answer the comparison
+            _fail(f"{what} is a {type(value).__name__}, a subclass of torch.Tensor: "
+                  "a plain tensor is expected")
         return value.detach()
     if value is None:
         _fail(f"{what} is None: nothing was {'computed' if role == 'got' else 'given'} (does "
@@ -204,7 +210,13 @@ def expect_gradcheck(report: object, hints: Mapping[str, str] | None = None) -> 
 
 
 def expect_true(cond: object, message: str) -> None:
-    """Raise CheckFailed(message) unless `cond` is true."""
+    """Raise CheckFailed(message) unless `cond` is True: a bool, or a plain tensor of one
+    element (`torch.isfinite(y).all()`). Anything else — an object that decides its own truth,
+    such as what a class with its own __eq__ returns — fails."""
+    if type(cond) is Tensor and cond.numel() == 1:
+        cond = bool(cond)
+    if type(cond) is not bool:
+        _fail(f"{message}\n(the check got a value of type {type(cond).__name__}, not True or False)")
     if not cond:
         _fail(message)
 

@@ -128,6 +128,51 @@ def confine_package() -> None:
         sys.meta_path.insert(0, _OnlyOnPath)
 
 
+# the course's modules in a kernel: what graded cells call to decide, so what no cell may change;
+# module → the names it keeps (None: all of them)
+SEALED = {"scratchnet": ("gradcheck", "GradcheckReport", "to_torch", "from_torch", "coursework"),
+          "scratchnet.coursework": None, "scratchnet.coursework.checks": None,
+          "scratchnet.coursework.tasks": None, "scratchnet.coursework.references": None,
+          "scratchnet.gradcheck": None, "scratchnet.interop": None, "scratchnet_guard": None,
+          "scratchnet_grade_runtime": None}
+
+
+class _Sealed(type(sys)):
+    """A module whose names (those of SEALED[its name]) cannot be assigned or deleted; but the
+    import system may still add a submodule it imports."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, type(sys)) and value.__name__ == f"{self.__name__}.{name}" \
+                or not _kept(self, name):
+            return super().__setattr__(name, value)
+        raise AttributeError(f"{self.__name__}.{name} is the course's and cannot be changed "
+                             "while grading")
+
+    def __delattr__(self, name: str) -> None:
+        if not _kept(self, name):
+            return super().__delattr__(name)
+        raise AttributeError(f"{self.__name__}.{name} is the course's and cannot be deleted "
+                             "while grading")
+
+
+def _kept(module: object, name: str) -> bool:
+    names = SEALED.get(module.__name__, ())
+    return names is None or name in names
+
+
+def seal_course_modules() -> None:
+    """Make the course's modules (SEALED) read-only in this process: in a kernel, before any of
+    the student's cells runs, so that none can change what a graded cell calls to decide."""
+    import importlib
+
+    for name in SEALED:
+        module = sys.modules.get(name)
+        if module is None and name.split(".")[0] == "scratchnet":
+            module = importlib.import_module(name)
+        if module is not None:
+            module.__class__ = _Sealed
+
+
 # ---------------------------------------------------------------------------------------------
 # pytest plugin (loaded with -p before any conftest, so before `import scratchnet`)
 
@@ -337,6 +382,7 @@ _runtime_graded.confine_package()
 _runtime_graded.install_guard()
 import scratchnet as _scratchnet_graded
 print("SCRATCHNET_ORIGIN=" + str(_scratchnet_graded.__file__))
+_runtime_graded.seal_course_modules()
 del _scratchnet_graded, _sys_graded, _runtime_graded
 """
 

@@ -18,6 +18,12 @@ what changes code that is not the student's: assigning or deleting an attribute 
 another library or of the course's own checks (`torch.allclose = …`, `setattr(checks, "…", …)`,
 unittest.mock), which would change what a graded cell compares.
 
+Forged values (`FORGED_VALUE`): a value that answers a check's question itself instead of being
+compared — a class that derives from a number, a string, a container or a tensor, or that
+defines how it compares, converts to bool, passes isinstance or takes over torch's functions
+(`__eq__`, `__bool__`, `__instancecheck__`, `__torch_function__` …), a class made by
+`type(name, bases, namespace)`, and a changed `__class__`. No task needs one.
+
 A finding inside a task's function (or inside a function that one calls, in the same file)
 belongs to that task; one elsewhere (an import never used by a task, a helper file) flags the
 submission without taking a task's points.
@@ -49,6 +55,14 @@ INDIRECT_ATTRIBUTES = ("__globals__", "__closure__", "__code__", "__builtins__",
 # … and of a module (`sys.modules`, `torch.__dict__`), not of an object (`self.__dict__`)
 MODULE_ATTRIBUTES = ("__dict__", "modules", "excepthook", "_exit", "_getframe", "setprofile",
                      "settrace", "meta_path", "path_hooks")
+# what a forged value is made of: the types it may not derive from, the methods it may not define
+VALUE_TYPES = ("int", "float", "complex", "bool", "str", "bytes", "tuple", "list", "dict", "set",
+               "frozenset", "torch.Tensor", "torch.nn.Parameter", "torch.nn.parameter.Parameter",
+               "numpy.ndarray", "numbers.Number", "numbers.Real")
+FORGING_METHODS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__",
+                   "__instancecheck__", "__subclasscheck__", "__torch_function__",
+                   "__torch_dispatch__")
+FORGED_VALUE = "forged value"
 # attribute names that `getattr(x, "name")` may not spell out
 FORBIDDEN_ATTRIBUTES = ("nn", "autograd", "func", "optim", "_C", "ops", "functional", "library",
                         "vmap", "enable_grad", "set_grad_enabled", *INDIRECT_ATTRIBUTES,
@@ -142,6 +156,19 @@ class _Scanner(ast.NodeVisitor):
         elif _under(name, INDIRECT_MODULES) or name in ("sys.modules", "os._exit"):
             self.report(node, name, "indirect access")
 
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for base in node.bases:
+            name = self.dotted(base) or (base.id if isinstance(base, ast.Name) else None)
+            if name in VALUE_TYPES or name == "Tensor":
+                self.report(node, f"class {node.name}({name})", FORGED_VALUE)
+        for item in node.body:
+            targets = ([item.name] if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                       else [t.id for t in getattr(item, "targets", []) if isinstance(t, ast.Name)])
+            for name in targets:
+                if name in FORGING_METHODS:
+                    self.report(item, f"{node.name}.{name}", FORGED_VALUE)
+        self.generic_visit(node)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         self.generic_visit(node)
         for t in node.targets:
@@ -167,10 +194,12 @@ class _Scanner(ast.NodeVisitor):
 
     def patched(self, target: ast.AST) -> None:
         """An attribute of a module that is not the student's (or of what it holds: a class, a
-        function), assigned or deleted: monkeypatching."""
+        function), assigned or deleted: monkeypatching; an object's class changed."""
         if isinstance(target, (ast.Tuple, ast.List)):
             for t in target.elts:
                 self.patched(t)
+        elif isinstance(target, ast.Attribute) and target.attr in ("__class__", *FORGING_METHODS):
+            self.report(target, f"….{target.attr} = …", FORGED_VALUE)
         elif isinstance(target, ast.Attribute):
             base = self.dotted(target.value)
             if base is not None and _foreign(base):
@@ -208,6 +237,9 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr") \
                 and func.id not in self.bound and node.args:
             self.attribute_by_string(node, func.id)
+        if isinstance(func, ast.Name) and func.id == "type" and func.id not in self.bound \
+                and len(node.args) == 3:
+            self.report(node, "type(name, bases, namespace)", FORGED_VALUE)
         self.generic_visit(node)
 
     def attribute_by_string(self, node: ast.Call, how: str) -> None:
@@ -218,6 +250,9 @@ class _Scanner(ast.NodeVisitor):
         if constant is None:
             if target is not None and (target == "torch" or target.startswith("torch.")):
                 self.report(node, f"{how}({target}, …)", "indirect access")
+            return
+        if how == "setattr" and constant in ("__class__", *FORGING_METHODS):
+            self.report(node, f"setattr(…, {constant!r})", FORGED_VALUE)
             return
         if constant in FORBIDDEN_ATTRIBUTES or constant in INDIRECT_ATTRIBUTES \
                 or (target is not None and self.forbidden(f"{target}.{constant}")) \
