@@ -426,6 +426,9 @@ def run_notebook(job: dict) -> None:
 def _run_notebook(job: dict, out: str) -> None:
     import asyncio
 
+    # jsonschema, which nbformat imports, builds the grammar of its optional IRI format check at
+    # import: most of a second of CPU per notebook, for a format no notebook's schema uses
+    sys.modules.setdefault("rfc3987_syntax", None)
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
