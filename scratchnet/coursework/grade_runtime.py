@@ -11,7 +11,9 @@ $SCRATCHNET_GRADE_ROOT set, the run stops at once unless `import scratchnet` is 
 `scratchnet.*` is found only on the path (`confine_package`): a module the submission lacks is
 absent, not the instructor's (which an editable install would otherwise supply).
 notebooks: `python scratchnet_grade_runtime.py JOB.json` (see `run_notebook`); on SIGTERM the
-runner kills its kernel (while that child of its own is alive) and exits.
+runner kills its kernel (while that child of its own is alive) and exits. The kernel's first cell
+(`PRELUDE`) installs the guard, imports the submission's package and seals the course's modules
+(`seal_course_modules`) before any of the student's cells runs.
 
 The task tests' student side: `python scratchnet_grade_runtime.py --probes DIR` (`serve`) is the
 only process that imports the student's package. It runs the probe functions of DIR (the
