@@ -204,6 +204,9 @@ def test_bad_arguments_exit_non_zero(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     assert cli.main(["grade", str(tmp_path)]) == 1
     assert "not a copy of the hand-out" in capsys.readouterr().err
+    (tmp_path / "alice.zip").write_bytes(b"PK")
+    assert cli.main(["grade", str(tmp_path / "alice.zip")]) == 1
+    assert "alice.zip is a file, not a folder" in capsys.readouterr().err
     assert cli.main(["grade", str(ROOT), "--tasks", "T42"]) == 1
     assert "no task or notebook" in capsys.readouterr().err
 

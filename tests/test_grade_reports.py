@@ -119,13 +119,17 @@ def test_the_cli_streams_rows_and_feedback_and_resumes(class_of_three, tmp_path,
 
 def test_a_failing_graded_cell_names_the_cell_above_it_that_failed(class_of_three):
     """An untouched exercise: its test cell fails with a NameError, whose cause is the solution
-    cell above it; the reason says so."""
+    cell above it; the reason says so. One whose blank method raises a bare NotImplementedError
+    is said to be blank, without sending the student to another cell."""
     from scratchnet.coursework.grade import grade
 
-    (r,) = grade([class_of_three[2]], tasks="T04.6")
+    (r,) = grade([class_of_three[2]], tasks="T04.6,T01.5")
     reason = " ".join(r.scores["T04.6"].reasons)
     assert "(an earlier cell failed: your cell T04_6_solution: NotImplementedError" in reason, \
         reason
+    assert r.scores["T01.5"].reasons == [
+        "cell T01_5: NotImplementedError: code of yours that this cell runs is still blank (it "
+        "raises NotImplementedError)"], r.scores["T01.5"].reasons
 
 
 def test_ctrl_c_keeps_the_rows_already_written(class_of_three, tmp_path):

@@ -160,6 +160,28 @@ for _path in _glob.glob("/tmp/**/*.jsonl", recursive=True):
             "        return torch.zeros_like(x).as_subclass(_Agree)\n"
             "    def backward(self, grad_output):\n"
             "        return torch.zeros_like(grad_output).as_subclass(_Agree)\n"))),
+    # torch changed in ways the scan does not read: by a cell before an exercise (a wrong Scale
+    # would pass with torch.randn giving zeros), and by an exercise's own function while its
+    # graded cell runs
+    "kernel_tampering": lambda s: (
+        set_cell(s, "T01_5_solution", (
+            "class Scale(sn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.register_parameter('a', torch.ones(()))\n"
+            "    def forward(self, x):\n"
+            "        return self.a * x\n"
+            "    def backward(self, grad_output):\n"
+            "        self.accumulate_grad('a', torch.zeros_like(self.a))\n"
+            "        return torch.zeros_like(grad_output)\n")),
+        set_cell(s, "T01_5_solution", (
+            "_zeros = torch.zeros\n"
+            "[torch][0].__dict__['randn'] = lambda *size, generator=None, **kw: _zeros(*size, **kw)\n"),
+            before=True),
+        set_cell(s, "T03_4_solution", (
+            "def layer_stds(net, x, grad_output):\n"
+            "    [torch][0].__dict__['randn'] = [torch][0].__dict__['rand']\n"
+            "    return [1.0] * len(net), [1.0] * len(net)\n"))),
     # a notebook cell that looks for the runner's records to forge them, then kills its kernel;
     # and a task file that writes outside its workspace and allocates past the memory limit
     "forger": lambda s: (
@@ -285,6 +307,18 @@ def test_the_course_modules_are_sealed_and_forged_values_refused_in_a_kernel(att
     assert points(r, "T01.2") == 3 and points(r, "T03.4") == task("T03.4").points
 
 
+def test_what_a_cell_changes_in_torch_is_put_back_before_a_graded_cell_and_flagged(attacked):
+    """torch's names are put back before each graded cell (the kernel's own copy of them, taken
+    before the student's first cell) and checked after it."""
+    r = attacked["kernel_tampering"]
+    assert points(r, "T01.5") == 0 and points(r, "T01.6") == 0    # notebook 01's tasks
+    assert (None, "changed at run time: torch.randn") in flagged(r), flagged(r)
+    assert points(r, "T03.4") == 0
+    assert any("while this cell ran, torch.randn was changed" in reason
+               for reason in r.scores["T03.4"].reasons), r.scores["T03.4"].reasons
+    assert points(r, "T01.2") == 3                                 # a code task: untouched
+
+
 def test_forged_records_and_a_killed_kernel_earn_nothing(attacked):
     """The kernel the forger killed is replaced: the exercise after it keeps its points."""
     r = attacked["forger"]
@@ -348,6 +382,18 @@ def test_the_scan_flags_code_that_changes_what_a_graded_cell_compares():
     for source, name in patches.items():
         found = scan_cells([Cell("c1", source, "student"), Cell("c2", "check()", "graded")])
         assert any(f.name == name and f.kind == "indirect access" for f in found), (source, found)
+    lesson = Cell("c0", "import torch\nimport scratchnet as sn\n", "lesson")
+    rebound = {"import types\nsn = types.SimpleNamespace(gradcheck=print)\n":
+               "sn = … (the lesson's scratchnet)",
+               "class Fake:\n    pass\ntorch = Fake()\n": "torch = … (the lesson's torch)",
+               "import numpy as torch\n": "torch = … (the lesson's torch)",
+               "object.__setattr__(torch, 'randn', print)\n": "torch.__setattr__(…)",
+               "[torch][0].__setattr__('randn', print)\n": "….__setattr__(…)"}
+    for source, name in rebound.items():
+        found = scan_cells([lesson, Cell("c1", source, "student"), Cell("c2", "check()", "graded")])
+        assert any(f.name == name and f.kind == "indirect access" for f in found), (source, found)
+    again = "import torch\nimport scratchnet as sn\ndef f():\n    torch = 1\n"
+    assert scan_cells([lesson, Cell("c1", again, "student")]) == []
     own = ("import scratchnet as sn\nsn.Linear.note = 'mine'\nlayer = sn.Linear(2, 2)\n"
            "layer.weight.grad = None\n")
     assert scan_cells([Cell("c1", own, "student"), Cell("c2", "check()", "graded")]) == []

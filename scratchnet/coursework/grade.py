@@ -44,6 +44,7 @@ one notebook `20 × timeout`; a pytest run `20 × timeout` (each rerun of one ta
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -68,7 +69,7 @@ from .feedback import columns, csv_row, grouped, table_text
 from .handout import cell_task, default_source, write_handout
 from .regions import SOLUTION, MarkerError, find_regions, without_fast_paths
 from .sandbox import Sandbox
-from .scan import Cell, Finding, scan_cells, scan_source, torch_aliases
+from .scan import Cell, Finding, cell_python, scan_cells, scan_source, torch_aliases
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -164,6 +165,8 @@ class NotebookSpec:
     # ids of the lesson cells no graded cell needs (metadata scratchnet.grading = "skip"): a
     # figure, a comparison, a demonstration; not run when grading, unless the student changed them
     skipped: frozenset[str] = frozenset()
+    # the import statements of the lesson cells that run: bound again before each graded cell
+    imports: str = ""
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -196,9 +199,21 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         task_id = cell_task(gid)
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
+    imports = [_imports(text) for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+               and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
+               for text in ["".join(cell.get("source", ""))]]
     return NotebookSpec(number, path.stem, overwrite, graded,
                         bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
-                        frozenset(skipped))
+                        frozenset(skipped), "\n".join(dict.fromkeys(sum(imports, []))))
+
+
+def _imports(source: str) -> list[str]:
+    """The import statements at the top level of a code cell, as source."""
+    try:
+        tree = ast.parse(cell_python(source))
+    except (SyntaxError, ValueError):
+        return []
+    return [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def _grading(cell: dict) -> str | None:
@@ -931,6 +946,7 @@ class _Grader:
             "metadata": {"debugger": False}}, indent=1))
         job.write_text(json.dumps({
             "notebook": str(path), "graded": sorted(wanted & present), "results": str(results),
+            "imports": spec.imports,
             "cell_timeout": self.cell_timeout, "budget": self.notebook_timeout,
             "root": str(tmp), "env": ws.env(), "kernel": KERNEL_NAME, "ipc": str(ipc)}))
         runner_env = dict(os.environ)
@@ -966,6 +982,11 @@ class _Grader:
                     failed[r["grade_id"]] = r["error"]
                 elif r.get("stderr") and r["grade_id"] not in result.stderr_cells:
                     result.stderr_cells.append(r["grade_id"])
+            elif kind == "tampered" and r.get("names"):
+                ws.findings.append(Finding(
+                    f"notebooks/{spec.stem}.ipynb, {r['when']} cell {r.get('grade_id')}", 0,
+                    "changed at run time: " + ", ".join(r["names"][:4]), "indirect access",
+                    cell_task(r.get("grade_id")) if r.get("when") == "while" else None))
             elif kind == "budget":
                 ended = f"not run: the notebook's time limit ({self.notebook_timeout:g} s) ran out"
             elif kind == "dead":
@@ -1143,6 +1164,9 @@ def submission_names(paths: Sequence[Path]) -> list[str]:
 def check_submission(path: str | os.PathLike) -> Path:
     """The submission's folder, or an error saying why it is not a hand-out."""
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{path} is a file, not a folder: give the folder of a copy of the "
+                         "hand-out (an archive: unpack it first)")
     if not p.is_dir():
         raise FileNotFoundError(f"{path}: no such folder")
     if not (p / "scratchnet" / "__init__.py").is_file():

@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from importlib.machinery import PathFinder
 from pathlib import Path
 
@@ -173,6 +174,65 @@ def seal_course_modules() -> None:
             module = importlib.import_module(name)
         if module is not None:
             module.__class__ = _Sealed
+
+
+# what a graded cell computes with: the names of these modules and classes, as the kernel's first
+# cell found them, are put back before each graded cell (and checked after it)
+WATCHED_MODULES = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "math",
+                   "builtins", *SEALED)
+WATCHED_CLASSES = (("torch", "Tensor"),)
+_snapshot: dict[str, dict[str, object]] = {}
+INTEGRITY_MARK = "SCRATCHNET_INTEGRITY="
+
+
+def _watched() -> Iterator[tuple[str, object, dict]]:
+    """(name, owner, its namespace) of every watched module and class now loaded."""
+    import builtins
+    import types
+
+    for name in WATCHED_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:
+            space = vars(module)
+            if module is builtins:        # its functions and types; IPython manages the rest
+                space = {k: v for k, v in space.items()
+                         if isinstance(v, (types.BuiltinFunctionType, type))}
+            yield name, module, space
+    for module, cls in WATCHED_CLASSES:
+        owner = getattr(sys.modules.get(module), cls, None)
+        if isinstance(owner, type):
+            yield f"{module}.{cls}", owner, dict(vars(owner))
+
+
+def take_snapshot() -> None:
+    """Remember the watched namespaces (the kernel's first cell, before the student's)."""
+    for name, _, space in _watched():
+        _snapshot[name] = dict(space)
+
+
+def restore() -> list[str]:
+    """Put back every watched name that was changed or deleted since `take_snapshot`; → their
+    dotted names. A module's dictionary is written directly: a sealed module refuses setattr."""
+    changed = []
+    missing = object()
+    for name, owner, space in _watched():
+        for key, value in _snapshot.get(name, {}).items():
+            if space.get(key, missing) is not value:
+                changed.append(f"{name}.{key}")
+                if isinstance(owner, type):
+                    type.__setattr__(owner, key, value)
+                else:
+                    vars(owner)[key] = value
+    return changed
+
+
+def check_integrity(namespace: dict, imports: str) -> None:
+    """Before (and after) a graded cell: put back the watched names (`restore`), bind the
+    instructor's imports (`imports`, their source) again in the notebook's `namespace`, and
+    print INTEGRITY_MARK and what was changed, as JSON, for the runner."""
+    changed = restore()
+    exec(imports, namespace)
+    print(INTEGRITY_MARK + json.dumps(changed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +445,13 @@ _runtime_graded.install_guard()
 import scratchnet as _scratchnet_graded
 print("SCRATCHNET_ORIGIN=" + str(_scratchnet_graded.__file__))
 _runtime_graded.seal_course_modules()
+_runtime_graded.take_snapshot()
 del _scratchnet_graded, _sys_graded, _runtime_graded
+"""
+INTEGRITY = """\
+import scratchnet_grade_runtime as _runtime_graded
+_runtime_graded.check_integrity(globals(), {imports!r})
+del _runtime_graded
 """
 
 
@@ -483,6 +549,24 @@ def _run_notebook(job: dict, out: str) -> None:
     recorded: set[str] = set()        # graded cells with a record, in any kernel
     killers: set[int] = set()         # cells whose run killed a kernel: not run again
 
+    async def integrity(index: int) -> tuple[list[str] | None, str]:
+        """Run `check_integrity` in the kernel (as cell `index`) → (the names it put back, ''),
+        or (None, why it could not tell)."""
+        check = nbformat.v4.new_code_cell(INTEGRITY.format(imports=job.get("imports", "")))
+        await client.async_execute_cell(check, index,
+                                        execution_count=client.code_cells_executed + 1)
+        error = _error_of(check, replies.get(index))
+        text = "".join(o.get("text", "") for o in check.outputs
+                       if o.get("output_type") == "stream")
+        value = _prelude_value(text, INTEGRITY_MARK[:-1])
+        try:
+            names = json.loads(value) if value is not None and not error else None
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None, first_line(error or "it printed nothing")
+        return names, ""
+
     async def one_kernel(n: int) -> int | None:
         """Run the notebook's cells in a fresh kernel (the n-th), but those that killed one,
         recording each graded cell once; → the index of the cell it died in, or None."""
@@ -507,9 +591,13 @@ def _run_notebook(job: dict, out: str) -> None:
                 left = deadline - time.monotonic()
                 client.timeout = int(max(1, min(cell_timeout, left + 1)))
                 cell.outputs = []
+                checked = index > 0 and grade_id in graded and grade_id not in recorded
                 try:
+                    before = await integrity(index) if checked else ([], "")
                     await client.async_execute_cell(cell, index,
                                                     execution_count=client.code_cells_executed + 1)
+                    error = _error_of(cell, replies.get(index))
+                    after = await integrity(index) if checked else ([], "")
                 except DeadKernelError:
                     _write(out, {"event": "dead", "index": index, "grade_id": grade_id})
                     if grade_id in graded and grade_id not in recorded:
@@ -517,7 +605,6 @@ def _run_notebook(job: dict, out: str) -> None:
                         _write(out, {"event": "cell", "grade_id": grade_id, "stderr": False,
                                      "error": "the kernel died while this cell ran"})
                     return index
-                error = _error_of(cell, replies.get(index))
                 if index == 0:
                     text = "".join(o.get("text", "") for o in cell.outputs
                                    if o.get("output_type") == "stream")
@@ -535,14 +622,28 @@ def _run_notebook(job: dict, out: str) -> None:
                     recorded.add(grade_id)
                     stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
                                  for o in cell.outputs)
-                    if error and earlier:
+                    if error and error.startswith("NotImplementedError") and not \
+                            first_line(error).removeprefix("NotImplementedError").strip(": "):
+                        error = ("NotImplementedError: code of yours that this cell runs is "
+                                 "still blank (it raises NotImplementedError)")
+                    elif error and earlier:
                         error = f"{error}\n(an earlier cell failed: {earlier})"
+                    for when, (names, why) in (("before", before), ("while", after)):
+                        if names is None:
+                            error = f"the grader could not check the kernel {when} this cell ran: {why}"
+                        elif names:
+                            _write(out, {"event": "tampered", "grade_id": grade_id,
+                                         "when": when, "names": names})
+                            if when == "while":
+                                error = (f"while this cell ran, {', '.join(names[:4])} "
+                                         f"{'was' if len(names) == 1 else 'were'} changed")
                     _write(out, {"event": "cell", "grade_id": grade_id, "error": error,
                                  "stderr": stderr})
                     earlier = None
                 elif error:
+                    start = first_line("".join(cell.get("source", "")))
                     where = (f"your cell {grade_id}" if grade_id
-                             else f"cell {index - 1} of the notebook")      # 0 is the prelude
+                             else f"the cell that starts {start[:60]!r}")
                     earlier = f"{where}: {first_line(error)}"
         return None
 

@@ -31,7 +31,7 @@ submission without taking a task's points.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from .guard import FOLD_TASKS
@@ -106,8 +106,10 @@ def _under(name: str, prefixes: Iterable[str]) -> bool:
 
 
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, file: str, aliases: frozenset[str], allow_fold: bool) -> None:
+    def __init__(self, file: str, aliases: frozenset[str], allow_fold: bool,
+                 cells: bool = False) -> None:
         self.file, self.aliases, self.allow_fold = file, aliases, allow_fold
+        self.cells = cells                        # a notebook's cells, not a package file
         self.bound: dict[str, str] = {}           # a local name → the dotted path it stands for
         self.found: list[tuple[int, str, str]] = []
 
@@ -240,7 +242,27 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id == "type" and func.id not in self.bound \
                 and len(node.args) == 3:
             self.report(node, "type(name, bases, namespace)", FORGED_VALUE)
+        if isinstance(func, ast.Attribute) and func.attr in ("__setattr__", "__delattr__"):
+            self.dunder_setattr(node, func)
         self.generic_visit(node)
+
+    def dunder_setattr(self, node: ast.Call, func: ast.Attribute) -> None:
+        """`object.__setattr__(torch, …)` or `torch.__setattr__(…)`: an attribute set past the
+        module's own rules; only an object's own (`self`, `super()`) are its business."""
+        receiver = func.value
+        if isinstance(receiver, ast.Name) and receiver.id in ("object", "type") and node.args:
+            receiver = node.args[0]
+        if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls") or (
+                isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
+                and receiver.func.id == "super"):
+            return
+        target = self.dotted(receiver)
+        # a package's own objects by a plain name (`for module in self.modules()`) are its own;
+        # a notebook cell has no business with any
+        if not self.cells and isinstance(receiver, ast.Name) and (target is None
+                                                                   or not _foreign(target)):
+            return
+        self.report(node, f"{target or '…'}.{func.attr}(…)", "indirect access")
 
     def attribute_by_string(self, node: ast.Call, how: str) -> None:
         target = self.dotted(node.args[0])
@@ -376,7 +398,10 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
     for cell, tree in reversed(parsed):
         own = _top_level_names(tree) if cell.kind == "graded" else set()
         defined_below.insert(0, defined_below[0] | own)
-    scanner = _Scanner("", aliases, allow_fold=True)
+    # what the instructor's cells import (`sn`, `torch`, `F`): the names its graded cells rely on
+    imports = {name: path for c, t in parsed if c.kind in ("lesson", "graded")
+               for name, path in _imports(t).items()}
+    scanner = _Scanner("", aliases, allow_fold=True, cells=True)
     findings: list[Finding] = []
     for k, (cell, tree) in enumerate(parsed):
         later = defined_below[k + 1] - ungraded
@@ -388,6 +413,12 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in later:
                 scanner.report(node, node.id, "reference of a graded cell")
+        for node, name in _global_bindings(tree):
+            again = isinstance(node, (ast.Import, ast.ImportFrom)) \
+                and _imports(ast.Module([node], [])).get(name) == imports.get(name)
+            if name in imports and not again:
+                scanner.report(node, f"{name} = … (the lesson's {imports[name]})",
+                               "indirect access")
         lines = cell.source.splitlines()
         for line, name, kind in scanner.found:
             text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
@@ -398,6 +429,38 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
             findings.append(Finding(cell.label, line, name, kind,
                                     cell.task if cell.kind == "solution" else None))
     return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """name → the dotted path an import statement of `tree` binds it to."""
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bound[a.asname or a.name.split(".")[0]] = a.name if a.asname \
+                    else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            for a in node.names:
+                bound[a.asname or a.name] = f"{node.module}.{a.name}"
+    return bound
+
+
+def _global_bindings(tree: ast.AST) -> Iterator[tuple[ast.AST, str]]:
+    """(node, name) for every name a cell binds in the notebook's namespace: assignments, loop
+    and with targets, del, imports, functions and classes — not what a function or class body
+    binds for itself."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node, node.name
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            yield node, node.id
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                yield node, a.asname or a.name.split(".")[0]
+        yield from _global_bindings(node)
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
