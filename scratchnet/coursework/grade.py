@@ -66,7 +66,7 @@ from pathlib import Path
 from ..files import atomic_write
 from . import grade_runtime
 from .feedback import columns, csv_row, grouped, table_text
-from .handout import cell_task, default_source, write_handout
+from .handout import cell_task, default_source, instructor_only, write_handout
 from .regions import SOLUTION, MarkerError, find_regions, without_fast_paths
 from .sandbox import Sandbox
 from .scan import Cell, Finding, cell_python, scan_cells, scan_source, torch_aliases
@@ -201,7 +201,7 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
     imports = [_imports(text) for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
                and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
-               for text in ["".join(cell.get("source", ""))]]
+               and not instructor_only(cell) for text in ["".join(cell.get("source", ""))]]
     return NotebookSpec(number, path.stem, overwrite, graded,
                         bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
                         frozenset(skipped), "\n".join(dict.fromkeys(sum(imports, []))))

@@ -210,14 +210,28 @@ def take_snapshot() -> None:
         _snapshot[name] = dict(space)
 
 
+def _torchs_own(new: object, old: object) -> bool:
+    """Whether `new` is torch's own wrapper of `old` (importing torch._dynamo wraps
+    torch.manual_seed): a function of torch's files whose __wrapped__ is `old`."""
+    import torch
+
+    code = getattr(new, "__code__", None)
+    return (getattr(new, "__wrapped__", None) is old and code is not None
+            and _inside(code.co_filename, str(Path(torch.__file__).parent)))
+
+
 def restore() -> list[str]:
     """Put back every watched name that was changed or deleted since `take_snapshot`; → their
-    dotted names. A module's dictionary is written directly: a sealed module refuses setattr."""
+    dotted names. A module's dictionary is written directly: a sealed module refuses setattr.
+    torch's own wrapping of its functions is taken in instead."""
     changed = []
     missing = object()
     for name, owner, space in _watched():
         for key, value in _snapshot.get(name, {}).items():
-            if space.get(key, missing) is not value:
+            now = space.get(key, missing)
+            if now is not value and _torchs_own(now, value):
+                _snapshot[name][key] = now
+            elif now is not value:
                 changed.append(f"{name}.{key}")
                 if isinstance(owner, type):
                     type.__setattr__(owner, key, value)
