@@ -199,12 +199,12 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         task_id = cell_task(gid)
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
-    imports = [_imports(text) for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+    imports = [line for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
                and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
-               and not instructor_only(cell) for text in ["".join(cell.get("source", ""))]]
+               and not instructor_only(cell) for line in _imports("".join(cell.get("source", "")))]
     return NotebookSpec(number, path.stem, overwrite, graded,
                         bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
-                        frozenset(skipped), "\n".join(dict.fromkeys(sum(imports, []))))
+                        frozenset(skipped), "\n".join(dict.fromkeys(imports)))
 
 
 def _imports(source: str) -> list[str]:
@@ -983,10 +983,13 @@ class _Grader:
                 elif r.get("stderr") and r["grade_id"] not in result.stderr_cells:
                     result.stderr_cells.append(r["grade_id"])
             elif kind == "tampered" and r.get("names"):
+                during = r.get("when") == "after"
+                where = f"while cell {r.get('grade_id')} ran" if during \
+                    else f"before cell {r.get('grade_id')}"
                 ws.findings.append(Finding(
-                    f"notebooks/{spec.stem}.ipynb, {r['when']} cell {r.get('grade_id')}", 0,
+                    f"notebooks/{spec.stem}.ipynb, {where}", 0,
                     "changed at run time: " + ", ".join(r["names"][:4]), "indirect access",
-                    cell_task(r.get("grade_id")) if r.get("when") == "while" else None))
+                    cell_task(r.get("grade_id")) if during else None))
             elif kind == "budget":
                 ended = f"not run: the notebook's time limit ({self.notebook_timeout:g} s) ran out"
             elif kind == "dead":

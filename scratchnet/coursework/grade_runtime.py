@@ -245,7 +245,7 @@ def check_integrity(namespace: dict, imports: str) -> None:
     instructor's imports (`imports`, their source) again in the notebook's `namespace`, and
     print INTEGRITY_MARK and what was changed, as JSON, for the runner."""
     changed = restore()
-    exec(imports, namespace)
+    exec(imports, namespace)  # noqa: S102 - the instructor's import statements
     print(INTEGRITY_MARK + json.dumps(changed))
 
 
@@ -642,13 +642,13 @@ def _run_notebook(job: dict, out: str) -> None:
                                  "still blank (it raises NotImplementedError)")
                     elif error and earlier:
                         error = f"{error}\n(an earlier cell failed: {earlier})"
-                    for when, (names, why) in (("before", before), ("while", after)):
+                    for when, (names, why) in (("before", before), ("after", after)):
                         if names is None:
-                            error = f"the grader could not check the kernel {when} this cell ran: {why}"
+                            error = f"the grader could not check the kernel {when} this cell: {why}"
                         elif names:
                             _write(out, {"event": "tampered", "grade_id": grade_id,
                                          "when": when, "names": names})
-                            if when == "while":
+                            if when == "after":
                                 error = (f"while this cell ran, {', '.join(names[:4])} "
                                          f"{'was' if len(names) == 1 else 'were'} changed")
                     _write(out, {"event": "cell", "grade_id": grade_id, "error": error,

@@ -135,9 +135,9 @@ def _page(found: list[tuple[Pair, str, str]], submissions: int, tasks: list[str]
     scope = ", ".join(tasks) if tasks is not None else "every task"
     parts = ["<!doctype html><meta charset='utf-8'><title>Similarity of task code</title>",
              f"<style>{_STYLE}</style><h1>Similarity of task code</h1>",
-             f"<p>{submissions} submission(s) with task code, compared task by task ({escape(scope)})"
-             f"; the hand-out's own code matches nobody. Listed: the tasks where more than "
-             f"{threshold:.0%} of one submission's code matches the other's.</p>"]
+             (f"<p>{submissions} submission(s) with task code, compared task by task "
+              f"({escape(scope)}); the hand-out's own code matches nobody. Listed: the tasks "
+              f"where more than {threshold:.0%} of one submission's code matches the other's.</p>")]
     if submissions < 2:
         parts.append("<p>Nothing to compare: fewer than two submissions have task code.</p>")
     elif not found:
