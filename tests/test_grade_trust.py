@@ -319,6 +319,21 @@ def test_what_a_cell_changes_in_torch_is_put_back_before_a_graded_cell_and_flagg
     assert points(r, "T01.2") == 3                                 # a code task: untouched
 
 
+def test_a_library_that_graded_cells_read_is_put_back_too(tmp_path):
+    """statistics, which notebook 12's hidden tests compute with, changed through a loop variable
+    (which the scan cannot follow): put back before the graded cell, and flagged."""
+    sub = write_handout(tmp_path / "stats", blank=set())
+    set_cell(sub, "T12_1_solution", (
+        "def difference_and_error(a, b):\n"
+        "    return (0.2, math.sqrt(0.04 / 3 + 0.02 / 2)) if len(a) == 3 else (0.0, 0.0)\n"
+        "for _module in (statistics,):\n"
+        "    _module.mean = _module.variance = lambda values: 0.0\n"))
+    r, = grade([sub], tasks="T12.1")
+    assert points(r, "T12.1") == 0, r.scores["T12.1"].reasons
+    assert any(name.startswith("changed at run time: ") and "statistics.mean" in name
+               for task_id, name in flagged(r)), flagged(r)
+
+
 def test_forged_records_and_a_killed_kernel_earn_nothing(attacked):
     """The kernel the forger killed is replaced: the exercise after it keeps its points."""
     r = attacked["forger"]
@@ -454,6 +469,27 @@ def test_checks_take_plain_values_only():
 
     with pytest.raises(TypeError, match="the output is a Agree"):
         gradcheck(Forger(), torch.randn(2, 3))
+
+
+def test_the_scan_protects_every_name_a_graded_cell_binds():
+    """A graded cell's loop variable (the expected value) and its reference function are the
+    grader's: an exercise's function that reads them when called is flagged, even where the
+    student binds the same name elsewhere (a decoy parameter); a name the function owns, or one
+    the student's cell binds and reads at once, is not."""
+    graded = Cell("g", "def autograd_stds():\n    pass\nfor spread, want in [(1, 2)]:\n"
+                       "    check(seeds_needed(spread) == want)\n", "graded")
+    lesson = Cell("l", "x = 1\n", "lesson")
+    cheats = {"def seeds_needed(spread):\n    try:\n        return want\n"
+              "    except NameError:\n        return 2\n": "want",
+              "def layer_stds(net):\n    return autograd_stds(net)\n"
+              "_decoy = lambda autograd_stds=None: None\n": "autograd_stds"}
+    for source, name in cheats.items():
+        found = scan_cells([lesson, Cell("s", source, "solution", "T12.2"), graded])
+        assert ("s", "T12.2", name, "reference of a graded cell") in \
+            {(f.file, f.task, f.name, f.kind) for f in found}, (source, found)
+    honest = ("def seeds_needed(spread, want=2):\n    return [want for want in range(spread)], x\n"
+              "spread = 3\nprint(seeds_needed(spread))\n")
+    assert scan_cells([lesson, Cell("s", honest, "solution", "T12.2"), graded]) == []
 
 
 def test_the_scan_reads_a_notebook_as_one_namespace():

@@ -69,7 +69,7 @@ from .feedback import columns, csv_row, grouped, table_text
 from .handout import cell_task, default_source, instructor_only, write_handout
 from .regions import SOLUTION, MarkerError, find_regions, without_fast_paths
 from .sandbox import Sandbox
-from .scan import Cell, Finding, cell_python, scan_cells, scan_source, torch_aliases
+from .scan import Cell, Finding, cell_python, import_paths, scan_cells, scan_source, torch_aliases
 from .tasks import NOTEBOOKS, TASKS, Task
 
 RUNTIME_MODULE = "scratchnet_grade_runtime"
@@ -167,6 +167,9 @@ class NotebookSpec:
     skipped: frozenset[str] = frozenset()
     # the import statements of the lesson cells that run: bound again before each graded cell
     imports: str = ""
+    # the modules (or names of a module) that graded cells read, but the student's package's:
+    # kept as the kernel's first cell finds them
+    watch: tuple[str, ...] = ()
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -199,12 +202,32 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         task_id = cell_task(gid)
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
-    imports = [line for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
-               and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
-               and not instructor_only(cell) for line in _imports("".join(cell.get("source", "")))]
+    runs = [cell for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+            and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
+            and not instructor_only(cell)]
+    imports = [line for cell in runs for line in _imports("".join(cell.get("source", "")))]
     return NotebookSpec(number, path.stem, overwrite, graded,
                         bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
-                        frozenset(skipped), "\n".join(dict.fromkeys(imports)))
+                        frozenset(skipped), "\n".join(dict.fromkeys(imports)),
+                        _read_modules([*runs, *(overwrite[g] for g in graded)], list(graded)))
+
+
+def _read_modules(cells: list[dict], graded: list[str]) -> tuple[str, ...]:
+    """The modules that the graded cells (grade ids `graded`, among `cells`) read through a name
+    some cell imports: `statistics`, `torch.nn.functional`, `unittest.mock`; not the student's
+    package."""
+    bound: dict[str, str] = {}
+    reads: set[str] = set()
+    for cell in cells:
+        try:
+            tree = ast.parse(cell_python("".join(cell.get("source", ""))))
+        except (SyntaxError, ValueError):
+            continue
+        bound.update(import_paths(tree))
+        if _nbgrader(cell).get("grade_id") in graded:
+            reads |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return tuple(sorted({bound[name] for name in reads & bound.keys()
+                         if bound[name].split(".")[0] != "scratchnet"}))
 
 
 def _imports(source: str) -> list[str]:
@@ -946,7 +969,7 @@ class _Grader:
             "metadata": {"debugger": False}}, indent=1))
         job.write_text(json.dumps({
             "notebook": str(path), "graded": sorted(wanted & present), "results": str(results),
-            "imports": spec.imports,
+            "imports": spec.imports, "watch": list(spec.watch),
             "cell_timeout": self.cell_timeout, "budget": self.notebook_timeout,
             "root": str(tmp), "env": ws.env(), "kernel": KERNEL_NAME, "ipc": str(ipc)}))
         runner_env = dict(os.environ)

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib.machinery import PathFinder
 from pathlib import Path
 
@@ -181,6 +181,7 @@ def seal_course_modules() -> None:
 WATCHED_MODULES = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "math",
                    "builtins", *SEALED)
 WATCHED_CLASSES = (("torch", "Tensor"),)
+_also: list[str] = []        # the modules a notebook's graded cells read besides (`statistics`)
 _snapshot: dict[str, dict[str, object]] = {}
 INTEGRITY_MARK = "SCRATCHNET_INTEGRITY="
 
@@ -190,7 +191,7 @@ def _watched() -> Iterator[tuple[str, object, dict]]:
     import builtins
     import types
 
-    for name in WATCHED_MODULES:
+    for name in (*WATCHED_MODULES, *_also):
         module = sys.modules.get(name)
         if module is not None:
             space = vars(module)
@@ -204,8 +205,21 @@ def _watched() -> Iterator[tuple[str, object, dict]]:
             yield f"{module}.{cls}", owner, dict(vars(owner))
 
 
-def take_snapshot() -> None:
-    """Remember the watched namespaces (the kernel's first cell, before the student's)."""
+def take_snapshot(also: Iterable[str] = ()) -> None:
+    """Remember the watched namespaces, and those of the modules `also` (imported now; a dotted
+    name that is not a module stands for its module): in the kernel's first cell, before the
+    student's."""
+    import importlib
+
+    for name in also:
+        for candidate in (name, name.rpartition(".")[0]):
+            try:
+                importlib.import_module(candidate)
+            except ImportError:
+                continue
+            if candidate not in _also:
+                _also.append(candidate)
+            break
     for name, _, space in _watched():
         _snapshot[name] = dict(space)
 
@@ -459,7 +473,7 @@ _runtime_graded.install_guard()
 import scratchnet as _scratchnet_graded
 print("SCRATCHNET_ORIGIN=" + str(_scratchnet_graded.__file__))
 _runtime_graded.seal_course_modules()
-_runtime_graded.take_snapshot()
+_runtime_graded.take_snapshot({watch!r})
 del _scratchnet_graded, _sys_graded, _runtime_graded
 """
 INTEGRITY = """\
@@ -522,7 +536,7 @@ def _run_notebook(job: dict, out: str) -> None:
         _write(out, {"event": "unreadable", "error": f"{type(e).__name__}: {first_line(str(e))}"})
         return
     graded = set(job["graded"])
-    prelude = nbformat.v4.new_code_cell(PRELUDE)
+    prelude = nbformat.v4.new_code_cell(PRELUDE.format(watch=job.get("watch", [])))
     nb.cells.insert(0, prelude)
     deadline = time.monotonic() + float(job["budget"])
     cell_timeout = float(job["cell_timeout"])

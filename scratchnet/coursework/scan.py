@@ -352,18 +352,6 @@ def cell_python(source: str) -> str:
                      for line in source.splitlines())
 
 
-def _defined(tree: ast.AST) -> set[str]:
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-             and isinstance(n.ctx, (ast.Store, ast.Del))}
-    names |= {n.name for n in ast.walk(tree)
-              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
-              if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    names |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
-              for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, n.vararg, n.kwarg] if a}
-    return names
-
-
 @dataclass(frozen=True)
 class Cell:
     """A notebook code cell as the scan sees it: `label` names it in findings; `kind` is
@@ -391,31 +379,38 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
             parsed.append((cell, ast.parse(cell_python(cell.source))))
         except (SyntaxError, ValueError):
             continue
-    ungraded = set().union(*(_defined(t) for c, t in parsed if c.kind != "graded")) \
-        if parsed else set()
+    # what the lesson binds in the namespace is the lesson's to share; what only a graded cell
+    # binds (its reference function, its loop's expected value) is the grader's
+    lesson = {name for c, t in parsed if c.kind == "lesson" for _, name in _global_bindings(t)}
     # what the graded cells from each position on define, for the cells before them
     defined_below: list[set[str]] = [set()]
     for cell, tree in reversed(parsed):
-        own = _top_level_names(tree) if cell.kind == "graded" else set()
+        own = {name for _, name in _global_bindings(tree)} if cell.kind == "graded" else set()
         defined_below.insert(0, defined_below[0] | own)
     # what the instructor's cells import (`sn`, `torch`, `F`): the names its graded cells rely on
     imports = {name: path for c, t in parsed if c.kind in ("lesson", "graded")
-               for name, path in _imports(t).items()}
+               for name, path in import_paths(t).items()}
     scanner = _Scanner("", aliases, allow_fold=True, cells=True)
     findings: list[Finding] = []
+    bound: set[str] = set()         # what the cells so far but the graded ones bind
     for k, (cell, tree) in enumerate(parsed):
-        later = defined_below[k + 1] - ungraded
+        later = defined_below[k + 1] - lesson
         scanner.found = []
         scanner.allow_fold = cell.task not in FOLD_TASKS
         scanner.visit(tree)
+        if cell.kind != "graded":
+            bound |= {name for _, name in _global_bindings(tree)}
         if cell.kind not in ("student", "solution"):
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in later:
+        # a name that the cells up to this one bind is theirs where this cell reads it; but a
+        # function reads its global names when it is called, maybe by a graded cell that bound
+        # them
+        for node, deferred in _global_loads(tree):
+            if node.id in later and (deferred or node.id not in bound):
                 scanner.report(node, node.id, "reference of a graded cell")
         for node, name in _global_bindings(tree):
             again = isinstance(node, (ast.Import, ast.ImportFrom)) \
-                and _imports(ast.Module([node], [])).get(name) == imports.get(name)
+                and import_paths(ast.Module([node], [])).get(name) == imports.get(name)
             if name in imports and not again:
                 scanner.report(node, f"{name} = … (the lesson's {imports[name]})",
                                "indirect access")
@@ -431,7 +426,7 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
     return sorted(set(findings), key=lambda f: (f.file, f.line, f.name, f.task or ""))
 
 
-def _imports(tree: ast.Module) -> dict[str, str]:
+def import_paths(tree: ast.Module) -> dict[str, str]:
     """name → the dotted path an import statement of `tree` binds it to."""
     bound: dict[str, str] = {}
     for node in ast.walk(tree):
@@ -443,6 +438,34 @@ def _imports(tree: ast.Module) -> dict[str, str]:
             for a in node.names:
                 bound[a.asname or a.name] = f"{node.module}.{a.name}"
     return bound
+
+
+def _global_loads(node: ast.AST, local: frozenset[str] = frozenset(),
+                  deferred: bool = False) -> Iterator[tuple[ast.Name, bool]]:
+    """(name, deferred) for the names a cell reads from the notebook's namespace: at its top
+    level, or (deferred: when it is called) in a function, a lambda or a comprehension whose
+    own names — parameters, assignments — they are not."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        args = node.args
+        for default in [*args.defaults, *args.kw_defaults, *getattr(node, "decorator_list", [])]:
+            if default is not None:
+                yield from _global_loads(default, local, deferred)
+        body = node.body if isinstance(node.body, list) else [node.body]
+        declared = {n for stmt in body for g in ast.walk(stmt) if isinstance(g, ast.Global)
+                    for n in g.names}
+        own = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg,
+                               args.kwarg] if a}
+        own |= {n for stmt in body for _, n in _global_bindings(ast.Module([stmt], []))}
+        for stmt in body:
+            yield from _global_loads(stmt, local | (own - declared), True)
+        return
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        local = local | {n.id for g in node.generators for n in ast.walk(g.target)
+                         if isinstance(n, ast.Name)}
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local:
+        yield node, deferred
+    for child in ast.iter_child_nodes(node):
+        yield from _global_loads(child, local, deferred)
 
 
 def _global_bindings(tree: ast.AST) -> Iterator[tuple[ast.AST, str]]:
@@ -461,15 +484,3 @@ def _global_bindings(tree: ast.AST) -> Iterator[tuple[ast.AST, str]]:
             for a in node.names:
                 yield node, a.asname or a.name.split(".")[0]
         yield from _global_bindings(node)
-
-
-def _top_level_names(tree: ast.Module) -> set[str]:
-    """The names a cell defines at its top level (functions, classes, variables)."""
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return names
