@@ -11,6 +11,8 @@ import ast
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -490,6 +492,59 @@ def test_the_scan_protects_every_name_a_graded_cell_binds():
     honest = ("def seeds_needed(spread, want=2):\n    return [want for want in range(spread)], x\n"
               "spread = 3\nprint(seeds_needed(spread))\n")
     assert scan_cells([lesson, Cell("s", honest, "solution", "T12.2"), graded]) == []
+
+
+def test_the_scan_flags_rebinding_what_graded_cells_rely_on_and_threads():
+    """A student's cell that redefines a setup cell's helper (`compare`) or a lesson's result
+    that a graded cell reads (`ensemble`) changes what is graded; a graded cell's own variable
+    is its own. Threads (which the run-time guard cannot follow) and `requires_grad = True` are
+    flagged too."""
+    cells = [Cell("l", "ensemble = 1\nx = 2\n", "lesson"),
+             Cell("setup", "def compare(cases):\n    pass\n", "graded"),
+             Cell("s", "def compare(cases):\n    pass\nensemble = 3\nx = 5\n", "student"),
+             Cell("g", "x = 1\ncompare(x)\nprint(ensemble)\n", "graded")]
+    assert {(f.line, f.name) for f in scan_cells(cells)} == {
+        (1, "compare = … (the lesson's, which a graded cell uses)"),
+        (3, "ensemble = … (the lesson's, which a graded cell uses)")}
+    threads = ("from concurrent.futures import ThreadPoolExecutor\n"
+               "def backward(self, g):\n    x = self.x.clone()\n    x.requires_grad = True\n"
+               "    return ThreadPoolExecutor(1)\n")
+    found = {(f.name, f.kind) for f in scan_source(threads, "scratchnet/linear.py",
+                                                   {"backward": "T01.2"})}
+    assert ("concurrent.futures.ThreadPoolExecutor", "indirect access") in found, found
+    assert ("….requires_grad = … (autograd)", "forbidden API") in found, found
+
+
+def test_the_guard_refuses_torch_work_handed_to_another_thread():
+    """The guard looks for the student's code on the calling thread's stack: work handed to a
+    thread of its own (where grad mode is on again, too) is refused while a task runs."""
+    script = f"""
+import importlib.util, threading
+spec = importlib.util.spec_from_file_location("scratchnet_guard",
+                                              {str(ROOT / "scratchnet/coursework/guard.py")!r})
+guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+guard.install()
+import torch
+x = torch.ones(2)
+outcome = []
+def other():
+    try:
+        torch.nn.functional.relu(x)
+        outcome.append("allowed")
+    except guard.ForbiddenAPI as error:
+        outcome.append(str(error))
+with guard.checking("T01.2"):
+    torch.nn.functional.relu(x)                      # no student code on this stack: allowed
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+print(outcome[0])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert "T01.2 must use plain tensor operations (torch.nn.functional.relu is not allowed)" \
+        in out.stdout, out.stdout + out.stderr
 
 
 def test_the_scan_reads_a_notebook_as_one_namespace():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,10 @@ def is_student_file(filename: str) -> bool:
 
 
 def _from_student() -> bool:
+    """Whether the student's code is on the call stack — or may be: code that runs in a thread
+    of its own (the student's code handing torch's work to a pool) is taken for the student's."""
+    if threading.current_thread() is not threading.main_thread():
+        return True
     frame = sys._getframe(2)
     while frame is not None:
         if is_student_file(frame.f_code.co_filename):

@@ -45,7 +45,8 @@ FOLD = ("torch.nn.functional.fold", "torch.nn.functional.unfold")
 INDIRECT_MODULES = ("importlib", "builtins", "gc", "ctypes", "inspect", "pytest", "_pytest",
                     "pluggy", "IPython.core", "IPython.terminal", "ipykernel", "traitlets", "scratchnet_grade_runtime",
                     "scratchnet_guard", "nbclient", "jupyter_client", "zmq", "subprocess",
-                    "multiprocessing", "signal", "pickle", "marshal", "unittest.mock", "mock")
+                    "multiprocessing", "signal", "pickle", "marshal", "unittest.mock", "mock",
+                    "threading", "_thread", "concurrent")
 # the package's modules that are the course's, not the student's: patching them is reaching around
 NOT_STUDENTS = ("scratchnet.coursework", "scratchnet.gradcheck", "scratchnet.interop")
 INDIRECT_CALLS = ("__import__", "eval", "exec", "compile", "globals", "get_ipython", "breakpoint")
@@ -202,6 +203,8 @@ class _Scanner(ast.NodeVisitor):
                 self.patched(t)
         elif isinstance(target, ast.Attribute) and target.attr in ("__class__", *FORGING_METHODS):
             self.report(target, f"….{target.attr} = …", FORGED_VALUE)
+        elif isinstance(target, ast.Attribute) and target.attr == "requires_grad":
+            self.report(target, "….requires_grad = … (autograd)", "forbidden API")
         elif isinstance(target, ast.Attribute):
             base = self.dotted(target.value)
             if base is not None and _foreign(base):
@@ -390,6 +393,13 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
     # what the instructor's cells import (`sn`, `torch`, `F`): the names its graded cells rely on
     imports = {name: path for c, t in parsed if c.kind in ("lesson", "graded")
                for name, path in import_paths(t).items()}
+    # what they bind otherwise and a graded cell reads without binding it: a setup cell's helper
+    # (`compare`), a lesson's result (`ensemble`)
+    instructors = {name for c, t in parsed if c.kind in ("lesson", "graded")
+                   for _, name in _global_bindings(t)}
+    relied_on = instructors & {node.id for c, t in parsed if c.kind == "graded"
+                               for node, _ in _global_loads(t)
+                               if _reads_before_binding(t, node.id)}
     scanner = _Scanner("", aliases, allow_fold=True, cells=True)
     findings: list[Finding] = []
     bound: set[str] = set()         # what the cells so far but the graded ones bind
@@ -413,6 +423,9 @@ def scan_cells(cells: list[Cell], *, aliases: frozenset[str] | None = None) -> l
                 and import_paths(ast.Module([node], [])).get(name) == imports.get(name)
             if name in imports and not again:
                 scanner.report(node, f"{name} = … (the lesson's {imports[name]})",
+                               "indirect access")
+            elif name in relied_on and name not in imports:
+                scanner.report(node, f"{name} = … (the lesson's, which a graded cell uses)",
                                "indirect access")
         lines = cell.source.splitlines()
         for line, name, kind in scanner.found:
@@ -438,6 +451,17 @@ def import_paths(tree: ast.Module) -> dict[str, str]:
             for a in node.names:
                 bound[a.asname or a.name] = f"{node.module}.{a.name}"
     return bound
+
+
+def _reads_before_binding(tree: ast.Module, name: str) -> bool:
+    """Whether a cell reads global `name` before (or without) a statement of its own that binds
+    it: the value it reads is another cell's."""
+    for stmt in tree.body:        # a statement that binds it (a loop over it) binds it first
+        if any(n == name for _, n in _global_bindings(ast.Module([stmt], []))):
+            return False
+        if any(node.id == name for node, _ in _global_loads(stmt)):
+            return True
+    return False
 
 
 def _global_loads(node: ast.AST, local: frozenset[str] = frozenset(),
