@@ -74,6 +74,16 @@ def set_cell(folder: Path, grade_id: str, source: str, *, before: bool = False) 
     path.write_text(json.dumps(nb))
 
 
+def wrong_scale(output: str, *backward: str) -> str:
+    """An exercise cell of T01.5: a Scale whose forward returns `output` and whose backward runs
+    the lines `backward`."""
+    body = "".join(f"        {line}\n" for line in backward)
+    return ("class Scale(sn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.register_parameter('a', torch.ones(()))\n"
+            f"    def forward(self, x):\n        return {output}\n"
+            f"    def backward(self, grad_output):\n{body}")
+
+
 ATTACKS = {
     # torch's convolution, bound when conv.py is imported
     "bound_at_import": lambda s: (
@@ -140,15 +150,7 @@ for _path in _glob.glob("/tmp/**/*.jsonl", recursive=True):
     # not read (the course's modules are sealed in the kernel); an Exp whose outputs answer
     # every torch function, comparisons included, with True
     "forged_values": lambda s: (
-        set_cell(s, "T01_5_solution", (
-            "class Scale(sn.Module):\n"
-            "    def __init__(self):\n"
-            "        super().__init__()\n"
-            "        self.register_parameter('a', torch.ones(()))\n"
-            "    def forward(self, x):\n"
-            "        return x\n"
-            "    def backward(self, grad_output):\n"
-            "        return grad_output\n")),
+        set_cell(s, "T01_5_solution", wrong_scale("x", "return grad_output")),
         set_cell(s, "T01_5_solution", (
             "import scratchnet.coursework.checks as _checks\n"
             "_checks.__setattr__('_fail', lambda *a, **k: None)\n"), before=True),
@@ -166,16 +168,9 @@ for _path in _glob.glob("/tmp/**/*.jsonl", recursive=True):
     # would pass with torch.randn giving zeros), and by an exercise's own function while its
     # graded cell runs
     "kernel_tampering": lambda s: (
-        set_cell(s, "T01_5_solution", (
-            "class Scale(sn.Module):\n"
-            "    def __init__(self):\n"
-            "        super().__init__()\n"
-            "        self.register_parameter('a', torch.ones(()))\n"
-            "    def forward(self, x):\n"
-            "        return self.a * x\n"
-            "    def backward(self, grad_output):\n"
-            "        self.accumulate_grad('a', torch.zeros_like(self.a))\n"
-            "        return torch.zeros_like(grad_output)\n")),
+        set_cell(s, "T01_5_solution", wrong_scale(
+            "self.a * x", "self.accumulate_grad('a', torch.zeros_like(self.a))",
+            "return torch.zeros_like(grad_output)")),
         set_cell(s, "T01_5_solution", (
             "_zeros = torch.zeros\n"
             "[torch][0].__dict__['randn'] = lambda *size, generator=None, **kw: _zeros(*size, **kw)\n"),
@@ -541,7 +536,7 @@ with guard.checking("T01.2"):
     thread.join()
 print(outcome[0])
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
                          timeout=120)
     assert "T01.2 must use plain tensor operations (torch.nn.functional.relu is not allowed)" \
         in out.stdout, out.stdout + out.stderr
