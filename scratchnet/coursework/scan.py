@@ -16,7 +16,10 @@ sys.modules, frames, closures and globals, gc, ctypes — what reaches into the 
 notebook kernel (pytest, the grader's runtime, IPython's shell, sys.excepthook, os._exit), and
 what changes code that is not the student's: assigning or deleting an attribute of torch, of
 another library or of the course's own checks (`torch.allclose = …`, `setattr(checks, "…", …)`,
-unittest.mock), which would change what a graded cell compares.
+unittest.mock), which would change what a graded cell compares; threads, where the run-time
+guard cannot follow; and, in a notebook, a student's cell that binds again what the instructor's
+cells import or define and a graded cell reads (`sn = …`, a setup cell's `compare`), or an
+exercise's function that reads what only a graded cell binds (its reference, its expected value).
 
 Forged values (`FORGED_VALUE`): a value that answers a check's question itself instead of being
 compared — a class that derives from a number, a string, a container or a tensor, or that
