@@ -107,10 +107,15 @@ class GradcheckReport:
             raise AssertionError(str(self))
 
 
+# a tensor whose operations are torch's own: a subclass's code may answer any of them,
+# comparisons included
+PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
+
+
 def _plain(value: object, what: str) -> object:
-    """`value`, unless it is a tensor of a subclass of torch.Tensor, whose own code may answer
-    every operation on it, comparisons included: then a TypeError."""
-    if isinstance(value, Tensor) and type(value) not in (Tensor, torch.nn.Parameter):
+    """`value`, unless it is a tensor of a subclass of torch.Tensor (not PLAIN_TENSORS): then a
+    TypeError."""
+    if isinstance(value, Tensor) and type(value) not in PLAIN_TENSORS:
         raise TypeError(f"{what} is a {type(value).__name__}, a subclass of torch.Tensor: "
                         "a module returns plain tensors")
     return value

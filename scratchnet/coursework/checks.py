@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..gradcheck import PLAIN_TENSORS
 from .guard import PACKAGE, is_student_file
 from .tasks import BY_ID, Task, task
 
@@ -59,9 +60,6 @@ def _where(flat_index: int, shape: torch.Size) -> str:
         index.append(flat_index % size)
         flat_index //= size
     return str(tuple(reversed(index))) if index else "(the only element)"
-
-
-PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
 
 
 def _as_tensor(value: object, what: str, role: str) -> Tensor:

@@ -202,41 +202,34 @@ def read_notebook_spec(path: Path, number: str) -> NotebookSpec:
         task_id = cell_task(gid)
         if meta.get("grade") and cell.get("cell_type") == "code" and task_id is not None:
             graded[gid] = (task_id, float(meta.get("points", 0) or 0))
-    runs = [cell for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+    runs = [tree for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
             and not _nbgrader(cell).get("grade_id") and _grading(cell) != "skip"
-            and not instructor_only(cell)]
-    imports = [line for cell in runs for line in _imports("".join(cell.get("source", "")))]
+            and not instructor_only(cell) for tree in [_parsed(cell)] if tree is not None]
+    tests = [tree for tree in map(_parsed, (overwrite[g] for g in graded)) if tree is not None]
+    imports = [ast.unparse(node) for tree in runs for node in tree.body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
     return NotebookSpec(number, path.stem, overwrite, graded,
                         bool(_NEEDS_DATA.search("\n".join(source))), lessons, scaffolds,
                         frozenset(skipped), "\n".join(dict.fromkeys(imports)),
-                        _read_modules([*runs, *(overwrite[g] for g in graded)], list(graded)))
+                        _read_modules(runs, tests))
 
 
-def _read_modules(cells: list[dict], graded: list[str]) -> tuple[str, ...]:
-    """The modules that the graded cells (grade ids `graded`, among `cells`) read through a name
-    some cell imports: `statistics`, `torch.nn.functional`, `unittest.mock`; not the student's
+def _parsed(cell: dict) -> ast.Module | None:
+    """A code cell's source as Python (magics blanked), or None when it does not parse."""
+    try:
+        return ast.parse(cell_python("".join(cell.get("source", ""))))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _read_modules(runs: list[ast.Module], tests: list[ast.Module]) -> tuple[str, ...]:
+    """The modules that the graded cells `tests` read through a name that they or the lesson's
+    cells `runs` import: `statistics`, `torch.nn.functional`, `unittest.mock`; not the student's
     package."""
-    bound: dict[str, str] = {}
-    reads: set[str] = set()
-    for cell in cells:
-        try:
-            tree = ast.parse(cell_python("".join(cell.get("source", ""))))
-        except (SyntaxError, ValueError):
-            continue
-        bound.update(import_paths(tree))
-        if _nbgrader(cell).get("grade_id") in graded:
-            reads |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    bound = {name: path for tree in [*runs, *tests] for name, path in import_paths(tree).items()}
+    reads = {n.id for tree in tests for n in ast.walk(tree) if isinstance(n, ast.Name)}
     return tuple(sorted({bound[name] for name in reads & bound.keys()
                          if bound[name].split(".")[0] != "scratchnet"}))
-
-
-def _imports(source: str) -> list[str]:
-    """The import statements at the top level of a code cell, as source."""
-    try:
-        tree = ast.parse(cell_python(source))
-    except (SyntaxError, ValueError):
-        return []
-    return [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def _grading(cell: dict) -> str | None:

@@ -496,6 +496,11 @@ def _error_of(cell, reply: dict | None) -> str | None:
     return None
 
 
+def _printed(cell) -> str:
+    """What a cell printed (its stream outputs)."""
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+
+
 def _prelude_value(text: str, key: str) -> str | None:
     values = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
     return values[-1] if values else None
@@ -584,9 +589,7 @@ def _run_notebook(job: dict, out: str) -> None:
         await client.async_execute_cell(check, index,
                                         execution_count=client.code_cells_executed + 1)
         error = _error_of(check, replies.get(index))
-        text = "".join(o.get("text", "") for o in check.outputs
-                       if o.get("output_type") == "stream")
-        value = _prelude_value(text, INTEGRITY_MARK[:-1])
+        value = _prelude_value(_printed(check), INTEGRITY_MARK[:-1])
         try:
             names = json.loads(value) if value is not None and not error else None
         except ValueError:
@@ -634,8 +637,7 @@ def _run_notebook(job: dict, out: str) -> None:
                                      "error": "the kernel died while this cell ran"})
                     return index
                 if index == 0:
-                    text = "".join(o.get("text", "") for o in cell.outputs
-                                   if o.get("output_type") == "stream")
+                    text = _printed(cell)
                     file = _prelude_value(text, "SCRATCHNET_ORIGIN")
                     record = {"event": "origin", "file": file, "error": error,
                               "executable": _prelude_value(text, "SCRATCHNET_EXECUTABLE")}
